@@ -1,0 +1,32 @@
+"""Single-signal INR utilities: data, grids, samplers, losses, metrics, training, rendering, plots, checkpoints.
+
+Modules:
+  errors       -- ``InputError``, the user-fixable problem type (CLIs print it and exit 2).
+  images       -- load any PNG/JPEG to float ``(H, W, C)`` in [0, 1]; bundled test images; atomic PNG saving.
+  grids        -- the pixel-centre coordinate convention and ``make_grid``.
+  samplers     -- ``PixelData`` and on-device samplers (random batch, full image, jitter).
+  losses       -- ``mse_loss``, ``l1_loss`` (registry ``LOSSES``).
+  metrics      -- MSE, PSNR, SSIM.
+  training     -- ``TrainState``, ``make_train_step``, ``make_train_chunk`` (``lax.scan``), ``train``.
+  callbacks    -- progress bar, history, full-signal evaluation, periodic checkpoints.
+  rendering    -- chunked rendering at any resolution / over any region.
+  checkpoints  -- Orbax save/restore of state + config.
+  plots        -- the summary figure.
+  config       -- ``FitConfig``.
+  fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
+
+Words: a *signal* is the data an INR represents (an image); *coords* are its domain points in [-1, 1]
+(``(x, y)`` for images, see ``grids``); *values* are the signal at the coords, in [0, 1]; a *target* is the
+values a loss compares against.
+"""
+
+from inr_utils.config import FitConfig
+from inr_utils.errors import InputError
+from inr_utils.fitting import FitResult, fit, run_fit
+from inr_utils.grids import Region, make_grid
+from inr_utils.images import default_image, load_image, save_image
+from inr_utils.metrics import psnr, ssim
+from inr_utils.rendering import render
+
+__all__ = ["FitConfig", "InputError", "FitResult", "fit", "run_fit", "Region", "make_grid", "default_image",
+           "load_image", "save_image", "psnr", "ssim", "render"]

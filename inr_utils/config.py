@@ -1,0 +1,114 @@
+"""``FitConfig``: everything that defines a single-signal fit, saved as JSON next to the results so that
+``experiments/fit_image.py --config that.json`` re-runs it exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from inr_utils.errors import InputError
+from model_components.inrs import ModelConfig
+
+LR_SCHEDULES = ("constant", "cosine", "exponential")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """A full, reproducible description of one image fit.
+
+    Attributes:
+      model: the INR architecture.
+      image: path of the image to fit; ``None`` means the bundled default (scikit-image's ``astronaut``).
+      max_size: longest image side in pixels after loading (larger images are downscaled, aspect kept).
+      steps: optimisation steps.
+      batch_size: random pixels per step; ``None`` uses the full image every step.
+      lr: peak learning rate of Adam.
+      lr_schedule: ``constant``, ``cosine`` (to ``final_lr_fraction * lr``) or ``exponential`` (same end).
+      final_lr_fraction: learning rate at the last step, as a fraction of ``lr`` (decaying schedules).
+      warmup_steps: linear warm-up from 0 to ``lr`` over this many steps.
+      loss: loss name in :data:`inr_utils.losses.LOSSES`.
+      jitter: move sampled coordinates uniformly within their pixel.
+      seed: seeds initialisation and sampling; the same seed gives the same result.
+      steps_per_call: steps run per compiled call (``lax.scan``); progress, full-image PSNR and NaN checks
+        happen between calls.
+      checkpoint_every: steps between periodic checkpoints (0: only at the end / on interruption).
+    """
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    image: str | None = None
+    max_size: int = 256
+    steps: int = 2000
+    batch_size: int | None = 4096
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    final_lr_fraction: float = 0.05
+    warmup_steps: int = 0
+    loss: str = "mse"
+    jitter: bool = False
+    seed: int = 0
+    steps_per_call: int = 100
+    checkpoint_every: int = 500
+
+    def validate(self) -> FitConfig:
+        """Raises :class:`InputError` naming the bad field and a valid value; returns self."""
+        try:
+            self.model.validate()
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        positive = {"steps": self.steps, "lr": self.lr, "max_size": self.max_size,
+                    "steps_per_call": self.steps_per_call}
+        if self.batch_size is not None:
+            positive["batch_size"] = self.batch_size
+        for name, value in positive.items():
+            if not value > 0:
+                raise InputError(f"{name} must be positive, got {value}; e.g. --{name.replace('_', '-')} "
+                                 f"{getattr(FitConfig, name, None) or 1}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"unknown lr schedule {self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+        if not 0 < self.final_lr_fraction <= 1:
+            raise InputError(f"final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
+        if self.warmup_steps < 0 or self.checkpoint_every < 0:
+            raise InputError("warmup_steps and checkpoint_every must be >= 0")
+        from inr_utils.losses import LOSSES
+
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES.names())}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FitConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`InputError` listing the valid ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
+        values = dict(values)
+        try:
+            values["model"] = ModelConfig.from_dict(values.get("model", {}))
+            return cls(**values).validate()
+        except (TypeError, ValueError) as err:
+            raise InputError(f"invalid config: {err}") from None
+
+    def save(self, path: str | Path) -> None:
+        """Writes the config as indented JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FitConfig:
+        """Reads a JSON config written by :meth:`save`; raises :class:`InputError` if missing or invalid."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file '{path}' does not exist; pass the config.json of an earlier run")
+        try:
+            values = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"config file '{path}' is not valid JSON ({err}); fix or regenerate it") from None
+        if not isinstance(values, dict):
+            raise InputError(f"config file '{path}' must hold a JSON object")
+        return cls.from_dict(values)
