@@ -183,6 +183,7 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
     """
     config = config.validate()
     image = load_config_image(config)  # input errors surface before any file is written
+    config = _with_out_dim(config, image.shape[-1])  # grayscale images get a 1-channel INR
     out = prepare_output_dir(out, config, resume)
     if announce is not None:
         announce(out)
