@@ -70,7 +70,7 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--first-omega0", type=float, help=f"SIREN first-layer omega0 (default: {m.first_omega0})")
     g.add_argument("--output-activation", choices=sorted(ACTIVATIONS),
                    help=f"output map (default: {m.output_activation}; siren: identity)")
-    g.add_argument("--dtype", choices=sorted(DTYPES), help=f"matrix-product compute dtype (default: {m.dtype})")
+    g.add_argument("--dtype", choices=["auto", *sorted(DTYPES)], help=f"matrix-product compute dtype (default: {m.dtype})")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, help=f"optimisation steps (default: {d.steps})")
     g.add_argument("--batch-size", type=batch_size_arg,

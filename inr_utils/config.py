@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from inr_utils.errors import InputError
-from model_components.inrs import ModelConfig
+from model_components.inrs import ModelConfig, model_config
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 
@@ -18,6 +18,9 @@ LR_SCHEDULES = ("constant", "cosine", "exponential")
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
     """A full, reproducible description of one image fit.
+
+    The defaults are the front door's: Gaussian Fourier features + ReLU MLP (``ffn``), Adam 1e-3 with cosine
+    decay, 4096 random pixels a step, 1500 steps; on the bundled 256x256 astronaut this reaches ~38 dB.
 
     Attributes:
       model: the INR architecture.
@@ -37,13 +40,13 @@ class FitConfig:
       checkpoint_every: steps between periodic checkpoints (0: only at the end / on interruption).
     """
 
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    model: ModelConfig = dataclasses.field(default_factory=lambda: model_config("ffn"))
     image: str | None = None
     max_size: int = 256
-    steps: int = 2000
+    steps: int = 1500
     batch_size: int | None = 4096
     lr: float = 1e-3
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     final_lr_fraction: float = 0.05
     warmup_steps: int = 0
     loss: str = "mse"
