@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_common import EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineArgumentParser, run_cli  # noqa: E402
 
-from inr_utils.config import LR_SCHEDULES, FitConfig  # noqa: E402
+from inr_utils.config import LR_SCHEDULES, TRAINING_PRESETS, FitConfig  # noqa: E402
 from inr_utils.errors import InputError  # noqa: E402
 from inr_utils.fitting import run_fit  # noqa: E402
 from inr_utils.training import DivergenceError, TrainingInterrupted  # noqa: E402
@@ -75,7 +75,7 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--steps", type=int, help=f"optimisation steps (default: {d.steps})")
     g.add_argument("--batch-size", type=batch_size_arg,
                    help=f"random pixels per step, or 'full' for the whole image (default: {d.batch_size})")
-    g.add_argument("--lr", type=float, help=f"peak Adam learning rate (default: {d.lr})")
+    g.add_argument("--lr", type=float, help=f"peak Adam learning rate (default: {d.lr}; siren: 1e-4)")
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning-rate schedule (default: {d.lr_schedule})")
     g.add_argument("--final-lr-fraction", type=float,
                    help=f"final lr / peak lr of decaying schedules (default: {d.final_lr_fraction})")
@@ -105,11 +105,12 @@ def config_from_args(args) -> FitConfig:
     else:
         base = DEFAULT
     model_overrides = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
+    train_overrides = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
     if args.model is not None and args.model != base.model.model:
         model = model_config(args.model, **model_overrides)
+        train_overrides = {**TRAINING_PRESETS.get(args.model, {}), **train_overrides}
     else:
         model = ModelConfig.from_dict({**base.model.to_dict(), **model_overrides})
-    train_overrides = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
     if train_overrides.get("batch_size") == "full":
         train_overrides["batch_size"] = None
     return FitConfig.from_dict({**base.to_dict(), **train_overrides, "model": model.to_dict()})

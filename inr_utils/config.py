@@ -14,6 +14,10 @@ from model_components.inrs import ModelConfig, model_config
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 
+#: Training defaults that differ per model preset (applied when a preset is chosen and the field is not set).
+#: SIREN trains with Adam 1e-4 (Sitzmann et al. 2020, supplement); 1e-3 makes its sines jump periods.
+TRAINING_PRESETS: dict[str, dict[str, Any]] = {"siren": {"lr": 1e-4}}
+
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:

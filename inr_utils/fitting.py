@@ -120,6 +120,8 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
     Raises:
       DivergenceError, TrainingInterrupted: see :func:`inr_utils.training.train`.
     """
+    if eval_every <= 0:
+        raise InputError(f"eval_every must be a positive number of steps, got {eval_every}")
     config = _with_out_dim(config.validate(), image.shape[-1])
     model, optimizer, fresh = initial_state(config, image.shape[-1])
     state = fresh if state is None else state

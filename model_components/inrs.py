@@ -89,6 +89,7 @@ class ModelConfig:
       activation: activation of ``dense`` layers (ignored for ``siren``, whose activation is the sine).
       omega0: SIREN frequency factor of hidden layers.
       first_omega0: SIREN frequency factor of the first layer.
+      fast_sine: SIREN sines via :func:`fast_math.fast_sin` (default) instead of ``jnp.sin``.
       output_activation: ``sigmoid`` or ``identity`` (any name in ``layers.ACTIVATIONS``).
       out_dim: signal channels.
       in_dim: coordinate dimension (2 for images).
@@ -106,6 +107,7 @@ class ModelConfig:
     activation: str = "relu"
     omega0: float = 30.0
     first_omega0: float = 30.0
+    fast_sine: bool = True
     output_activation: str = "sigmoid"
     out_dim: int = 3
     in_dim: int = 2
@@ -181,7 +183,7 @@ def build_model(config: ModelConfig) -> MLPINR:
     else:
         encoding_kwargs = {}
     if config.model == "siren":
-        layer, layer_kwargs = "sine", {"omega0": config.omega0}
+        layer, layer_kwargs = "sine", {"omega0": config.omega0, "fast": config.fast_sine}
         first_layer_kwargs, output_offset = {"omega0": config.first_omega0}, 0.5
     else:
         layer, layer_kwargs, first_layer_kwargs, output_offset = "dense", {"activation": config.activation}, {}, 0.0
