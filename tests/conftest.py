@@ -1,0 +1,137 @@
+"""Shared fixtures of the flax-inr test suite.
+
+Everything is kept tiny (32x32 images, widths of 32-64, tens of steps) so the whole suite runs in a couple of
+minutes on two CPU cores. ``jax_numpy_rank_promotion="raise"`` is *not* enabled: Flax's idiomatic
+``y + bias`` on ``(..., n) + (n,)`` and the NeRF encoding's ``(..., d, 1) * (L,)`` rely on rank promotion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from inr_utils.config import FitConfig
+from model_components.inrs import model_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def synthetic_image(height: int = 32, width: int = 32) -> np.ndarray:
+    """Smooth gradients plus a few low-frequency sinusoids, float32 ``(H, W, 3)`` in [0, 1]."""
+    y, x = np.meshgrid(np.linspace(0.0, 1.0, height), np.linspace(0.0, 1.0, width), indexing="ij")
+    r = 0.15 + 0.7 * x
+    g = 0.2 + 0.6 * y + 0.1 * np.sin(2 * np.pi * 2 * x)
+    b = 0.5 + 0.2 * np.sin(2 * np.pi * 1.5 * x) * np.cos(2 * np.pi * 1 * y) + 0.1 * np.cos(2 * np.pi * 3 * (x + y))
+    image = np.stack([r, g, b], axis=-1)
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    return image.astype(np.float32)
+
+
+@pytest.fixture
+def key() -> jax.Array:
+    return jax.random.key(0)
+
+
+@pytest.fixture(scope="session")
+def image() -> np.ndarray:
+    """32x32x3 synthetic image in [0, 1]."""
+    return synthetic_image(32, 32)
+
+
+def make_tiny_config(model: str = "relu_pe", width: int = 32, depth: int = 1, **overrides) -> FitConfig:
+    """A FitConfig small enough to train in a fraction of a second per chunk.
+
+    Model fields (``num_frequencies``, ``fourier_features``, ``dtype``, ...) go to the model; the rest to
+    FitConfig. The learning rate is constant unless ``lr_schedule`` is given (with a decaying schedule, a run
+    extended by resuming with more steps follows a different schedule than one planned that long). The model
+    dtype stays the preset's (``auto``: bfloat16 on hardware with native bfloat16 products).
+    """
+    model_fields = {f.name for f in dataclasses.fields(model_config(model))}
+    model_kw = {k: overrides.pop(k) for k in list(overrides) if k in model_fields}
+    if model == "relu_pe":
+        model_kw.setdefault("num_frequencies", 6)
+    if model == "ffn":
+        model_kw.setdefault("fourier_features", 32)
+        model_kw.setdefault("fourier_scale", 3.0)
+    fit_kw = dict(steps=20, batch_size=256, lr=1e-3, lr_schedule="constant", steps_per_call=10, checkpoint_every=0,
+                  max_size=32, seed=0)
+    fit_kw.update(overrides)
+    return FitConfig(model=model_config(model, width=width, depth=depth, **model_kw), **fit_kw).validate()
+
+
+@pytest.fixture
+def tiny_config() -> Callable[..., FitConfig]:
+    """Factory: ``tiny_config(model="relu_pe", width=32, depth=1, **overrides) -> FitConfig``."""
+    return make_tiny_config
+
+
+def run_script(script: str, *args: str, timeout: float = 240, env: dict | None = None) -> tuple[int, str, str]:
+    """Runs ``experiments/<script>`` with the test interpreter, cwd at the repo root.
+
+    Returns:
+      (returncode, stdout, stderr).
+    """
+    # PYTHONPATH: the scripts import this checkout's packages (the ones the in-process tests see).
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path, **(env or {})}
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "experiments" / script), *map(str, args)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+_SCRIPT_MODULES: dict[str, object] = {}
+
+
+def run_script_in_process(script: str, *args: str) -> tuple[int, str, str]:
+    """Runs ``experiments/<script>``'s ``run_cli(main)`` in this process with ``sys.argv`` set, capturing its
+    exit code, stdout and stderr: the same code path as the command line without paying JAX's start-up again.
+    Only for inputs rejected before any computation (an unexpected exception propagates, like a traceback)."""
+    if script not in _SCRIPT_MODULES:
+        spec = importlib.util.spec_from_file_location(f"_cli_{Path(script).stem}", REPO_ROOT / "experiments" / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _SCRIPT_MODULES[script] = module
+    module = _SCRIPT_MODULES[script]
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = [script, *map(str, args)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            module.run_cli(module.main)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        sys.argv = argv
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., tuple[int, str, str]]:
+    """``cli(script, *args) -> (returncode, stdout, stderr)``; e.g. ``cli("fit_image.py", "--steps", 10)``."""
+    return run_script
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    """Writes a uint8 ``(H, W)`` / ``(H, W, 3|4)`` or uint16 ``(H, W)`` array as a PNG; returns the path."""
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_png(tmp_path_factory, image) -> Path:
+    """The synthetic image saved as an 8-bit RGB PNG."""
+    path = tmp_path_factory.mktemp("images") / "tiny.png"
+    return write_png(path, np.round(image * 255).astype(np.uint8))

@@ -1,0 +1,364 @@
+"""The command-line scripts, run as subprocesses: outputs, reproducibility, resume, rendering, Ctrl-C, and
+one-line errors (exit 2) for every kind of bad input.
+
+Each run costs several seconds of JAX start-up and compilation, so one good run is shared (module fixtures)
+and the quick bad-input runs are started two at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO_ROOT, run_script, run_script_in_process
+
+# A tiny run: 24x24 image (32x32 downscaled), 32-wide relu_pe, 20 steps in chunks of 10, constant lr so that a
+# run extended with --resume equals one planned that long.
+TINY = ["--model", "relu_pe", "--num-frequencies", "4", "--width", "32", "--depth", "1", "--max-size", "24",
+        "--batch-size", "256", "--lr", "3e-3", "--lr-schedule", "constant", "--steps-per-call", "10",
+        "--eval-every", "10", "--no-progress"]
+OUTPUT_FILES = ("reconstruction.png", "render_2x.png", "render_4x.png", "summary.png", "metrics.json",
+                "history.csv", "config.json")
+METRIC_KEYS = {"psnr", "ssim", "steps", "wall_s", "compile_s", "params"}
+
+
+def _png(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img)
+
+
+def _history(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _ok(result):
+    rc, out, err = result
+    assert rc == 0, f"exit {rc}\nstdout:\n{out}\nstderr:\n{err}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def run20(workdir, tiny_png):
+    """The shared good run: 20 steps."""
+    out = workdir / "run20"
+    result = _ok(run_script("fit_image.py", "--image", tiny_png, *TINY, "--steps", "20", "--out", out))
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def run40(workdir, run20):
+    """An uninterrupted 40-step run started from run20's config.json (--config plus an explicit --steps)."""
+    out = workdir / "run40"
+    _ok(run_script("fit_image.py", "--config", run20[0] / "config.json", "--steps", "40", "--no-progress",
+                   "--eval-every", "10", "--out", out))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ a good run
+
+
+def test_run_writes_every_output(run20):
+    out, (rc, stdout, stderr) = run20
+    for name in OUTPUT_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert _png(out / "reconstruction.png").shape == (24, 24, 3)
+    assert _png(out / "render_2x.png").shape == (48, 48, 3)
+    assert _png(out / "render_4x.png").shape == (96, 96, 3)
+    assert _png(out / "summary.png").ndim == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["steps"] == 20 and metrics["image_size"] == [24, 24] and metrics["channels"] == 3
+    # 4 octaves: (2 + 16) * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3
+    assert metrics["params"] == 18 * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3
+    assert 0 < metrics["psnr"] < 60 and -1 <= metrics["ssim"] <= 1
+    assert metrics["wall_s"] >= metrics["compile_s"] > 0
+    assert json.loads(stdout.strip().splitlines()[-1]) == metrics  # the metrics are also printed
+    rows = _history(out / "history.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 21))
+    assert rows[9]["full_psnr"] and rows[19]["full_psnr"] and not rows[0]["full_psnr"]  # every 10 steps
+    assert abs(float(rows[19]["full_psnr"]) - metrics["psnr_unclipped"]) < 0.05
+    config = json.loads((out / "config.json").read_text())
+    assert config["steps"] == 20 and config["seed"] == 0 and config["lr"] == 3e-3
+    assert config["model"]["model"] == "relu_pe" and config["model"]["width"] == 32
+    assert config["model"]["num_frequencies"] == 4 and config["model"]["out_dim"] == 3
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["20"]
+    assert "Traceback" not in stderr
+
+
+def test_config_rerun_reproduces(run20, run40):
+    """Same seed, same config -> the same steps: the first 20 losses of the 40-step run equal run20's."""
+    first, longer = _history(run20[0] / "history.csv"), _history(run40 / "history.csv")
+    assert len(longer) == 40
+    assert [r["loss"] for r in longer[:20]] == [r["loss"] for r in first]
+    assert [r["full_psnr"] for r in longer[:10]] == [r["full_psnr"] for r in first[:10]]
+    config20 = json.loads((run20[0] / "config.json").read_text())
+    config40 = json.loads((run40 / "config.json").read_text())
+    assert {**config20, "steps": 40} == config40
+
+
+def test_resume_equals_uninterrupted(workdir, run20, run40):
+    resumed = workdir / "resumed"
+    shutil.copytree(run20[0], resumed)
+    rc, stdout, stderr = _ok(run_script("fit_image.py", "--resume", resumed, "--steps", "40", "--no-progress",
+                                        "--eval-every", "10"))
+    metrics = json.loads((resumed / "metrics.json").read_text())
+    reference = json.loads((run40 / "metrics.json").read_text())
+    assert metrics["steps"] == 40
+    assert metrics["psnr"] == pytest.approx(reference["psnr"], abs=1e-3)
+    assert metrics["ssim"] == pytest.approx(reference["ssim"], abs=1e-3)
+    rows = _history(resumed / "history.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 41))
+    ref_rows = _history(run40 / "history.csv")
+    np.testing.assert_allclose([float(r["loss"]) for r in rows], [float(r["loss"]) for r in ref_rows], rtol=1e-5)
+    np.testing.assert_array_equal(_png(resumed / "reconstruction.png").astype(int),
+                                  _png(run40 / "reconstruction.png").astype(int))
+    assert "40" in {p.name for p in (resumed / "checkpoints").iterdir()}
+    assert json.loads((resumed / "config.json").read_text())["steps"] == 40
+
+
+def test_render_non_square_default_out(run20):
+    out = run20[0]
+    rc, stdout, stderr = _ok(run_script("render.py", out, "--height", "20", "--width", "30",
+                                        "--chunk-pixels", "100"))
+    png = out / "render_20x30.png"
+    assert _png(png).shape == (20, 30, 3)
+    info = json.loads(stdout.strip().splitlines()[-1])
+    assert info["height"] == 20 and info["width"] == 30 and info["step"] == 20 and Path(info["out"]) == png
+
+
+def test_render_region_is_crop_of_reconstruction(run20, workdir):
+    target = workdir / "zoom.png"
+    _ok(run_script("render.py", run20[0] / "checkpoints", "--height", "12", "--width", "12",
+                   "--region", "-1", "0", "-1", "0", "--out", target))
+    zoom = _png(target).astype(int)
+    assert zoom.shape == (12, 12, 3)
+    # the top-left quadrant at half the resolution hits exactly the training pixels of that quadrant
+    assert np.abs(zoom - _png(run20[0] / "reconstruction.png")[:12, :12].astype(int)).max() <= 1
+
+
+# ------------------------------------------------------------------------------------------ divergence, Ctrl-C
+
+
+def test_divergence_exits_3_and_keeps_checkpoint(workdir, tiny_png):
+    out = workdir / "diverged"
+    rc, stdout, stderr = run_script("fit_image.py", "--image", tiny_png, *TINY, "--steps", "20", "--lr", "1e20",
+                                    "--out", out)
+    assert rc == 3, stderr
+    assert "Traceback" not in stderr
+    error_lines = [line for line in stderr.splitlines() if line.startswith("error")]
+    assert len(error_lines) == 1 and "diverged" in error_lines[0] and "--lr" in error_lines[0]
+    assert (out / "checkpoints" / "0").is_dir()  # the last good state: the initial one
+    assert (out / "config.json").is_file()
+    assert not (out / "metrics.json").exists()
+
+
+def test_ctrl_c_saves_checkpoint_and_resumes(workdir, tiny_png):
+    """SIGINT while fitting: exit 130, a checkpoint of a whole number of chunks, and --resume continues.
+
+    ``--checkpoint-every 0``: a SIGINT that lands inside a periodic Orbax save currently crashes the emergency
+    save (see the report: BUG, Ctrl-C during a checkpoint save), which would make this test flaky.
+    """
+    out = workdir / "interrupted"
+    cmd = [sys.executable, str(REPO_ROOT / "experiments" / "fit_image.py"), "--image", str(tiny_png),
+           *[a for a in TINY if a != "--no-progress"], "--steps", "1000000", "--steps-per-call", "20",
+           "--checkpoint-every", "0", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:  # wait until the progress bar counts steps
+            counts = [int(c) for c in re.findall(r"\|\s*(\d+)/1000000", "".join(chunks))]
+            if counts and max(counts) >= 100:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "".join(chunks)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=5)
+    stderr = "".join(chunks)
+    assert rc == 130, stderr
+    assert "Traceback" not in stderr
+    match = re.search(r"interrupted at step (\d+)", stderr)
+    assert match and "--resume" in stderr
+    step = int(match.group(1))
+    assert step >= 100 and step % 20 == 0  # a whole number of chunks
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [str(step)]
+    # history.csv normally has `step` rows; a SIGINT landing inside the callbacks currently loses the last
+    # chunk's rows (BUG, see test_training.py::test_sigint_during_callbacks_keeps_history_consistent)
+    rows = [int(r["step"]) for r in _history(out / "history.csv")]
+    assert rows == list(range(1, len(rows) + 1)) and step - 20 <= len(rows) <= step
+    rc, stdout, stderr = _ok(run_script("fit_image.py", "--resume", out, "--steps", str(step + 20),
+                                        "--no-progress"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == step + 20
+    rows = [int(r["step"]) for r in _history(out / "history.csv")]
+    assert rows[-20:] == list(range(step + 1, step + 21)) and rows == sorted(set(rows))
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def _bad_cases(workdir: Path, tiny_png: Path, run20: Path) -> dict[str, list]:
+    files = workdir / "bad_inputs"
+    files.mkdir()
+    shutil.copytree(run20, files / "done_run")
+    shutil.copytree(run20, files / "done_run_2")
+    (files / "notes.png").write_text("not an image at all\n")
+    (files / "empty.png").write_bytes(b"")
+    data = tiny_png.read_bytes()
+    (files / "cut.png").write_bytes(data[: len(data) // 2])
+    (files / "a_dir").mkdir()
+    (files / "a_file").write_text("x")
+    (files / "bad.json").write_text("{broken")
+    image = ["--image", str(tiny_png)]
+    fit = ["fit_image.py", *TINY, "--steps", "10"]
+    return {
+        "missing_file": [*fit, "--image", files / "nope.png"],
+        "corrupt_image": [*fit, "--image", files / "notes.png"],
+        "truncated_image": [*fit, "--image", files / "cut.png"],
+        "directory_image": [*fit, "--image", files / "a_dir"],
+        "empty_image": [*fit, "--image", files / "empty.png"],
+        "unwritable_out": [*fit, *image, "--out", "/proc/nonexistent/run"],
+        "out_under_a_file": [*fit, *image, "--out", files / "a_file" / "run"],
+        "out_is_a_file": [*fit, *image, "--out", files / "a_file"],
+        "out_not_empty": [*fit, *image, "--out", run20],
+        "steps_0": [*fit, *image, "--steps", "0"],
+        "steps_negative": [*fit, *image, "--steps", "-5"],
+        "batch_size_0": [*fit, *image, "--batch-size", "0"],
+        "batch_size_text": [*fit, *image, "--batch-size", "lots"],
+        "lr_0": [*fit, *image, "--lr", "0"],
+        "lr_negative": [*fit, *image, "--lr", "-1"],
+        "width_0": [*fit, *image, "--width", "0"],
+        "eval_every_0": [*fit, *image, "--eval-every", "0"],
+        "unknown_model": [*fit, *image, "--model", "nosuch"],
+        "unknown_flag": [*fit, *image, "--nosuch-flag"],
+        "missing_config": ["fit_image.py", "--config", files / "nope.json"],
+        "broken_config": ["fit_image.py", "--config", files / "bad.json"],
+        "resume_not_a_run": ["fit_image.py", "--resume", files / "a_dir", "--no-progress"],
+        "resume_already_done": ["fit_image.py", "--resume", files / "done_run", "--steps", "20", "--no-progress"],
+        "resume_other_out": ["fit_image.py", "--resume", files / "done_run", "--out", files / "elsewhere"],
+        "resume_changed_width": ["fit_image.py", "--resume", files / "done_run_2", "--steps", "30", "--width", "64",
+                                 "--no-progress"],
+        "render_missing_checkpoint": ["render.py", files / "no_such_run", "--height", "8", "--width", "8"],
+        "render_empty_folder": ["render.py", files / "a_dir", "--height", "8", "--width", "8"],
+        "render_zero_size": ["render.py", run20, "--height", "0", "--width", "8"],
+        "render_empty_region": ["render.py", run20, "--height", "8", "--width", "8", "--region", "0", "0", "-1", "1"],
+        "render_unwritable_out": ["render.py", run20, "--height", "8", "--width", "8", "--out",
+                                  files / "a_file" / "x.png"],
+    }
+
+
+# Cases rejected before any computation are also checked in-process (the same run_cli(main) code path) to save
+# a JAX start-up each; at least one case of every kind (bad image, bad --out, bad flag, bad config, bad resume,
+# bad render) runs as a real subprocess.
+IN_PROCESS = {"corrupt_image", "truncated_image", "directory_image", "empty_image", "out_under_a_file",
+              "out_is_a_file", "steps_negative", "batch_size_0", "batch_size_text", "lr_0", "width_0", "eval_every_0",
+              "unknown_flag", "broken_config", "resume_not_a_run", "resume_other_out", "render_empty_folder",
+              "render_zero_size", "render_empty_region"}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(workdir, tiny_png, run20):
+    """Every bad-input case; name -> (args, (rc, stdout, stderr)), and run20's files before them."""
+    cases = _bad_cases(workdir, tiny_png, run20[0])
+    before = sorted(p.name for p in run20[0].iterdir())
+    results = {name: (args, run_script_in_process(*args)) for name, args in cases.items() if name in IN_PROCESS}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two at a time: start-up is CPU bound
+        futures = {name: pool.submit(run_script, *args, timeout=120)
+                   for name, args in cases.items() if name not in IN_PROCESS}
+        results.update({name: (cases[name], future.result()) for name, future in futures.items()})
+    return results, before
+
+
+BAD_CASES = ["missing_file", "corrupt_image", "truncated_image", "directory_image", "empty_image", "unwritable_out",
+             "out_under_a_file", "out_is_a_file", "out_not_empty", "steps_0", "steps_negative", "batch_size_0",
+             "batch_size_text", "lr_0", "lr_negative", "width_0", "eval_every_0", "unknown_model", "unknown_flag",
+             "missing_config", "broken_config", "resume_not_a_run", "resume_already_done", "resume_other_out",
+             pytest.param("resume_changed_width", marks=pytest.mark.xfail(strict=False, reason=(
+                 "BUG: --resume RUN with a flag that changes the architecture (--width, --depth, --model, ...) "
+                 "crashes in Orbax's restore (ValueError: Requested shape ... not compatible with the stored "
+                 "shape) with several tracebacks and exit 1; it should be a one-line InputError (exit 2)"))),
+             "render_missing_checkpoint", "render_empty_folder", "render_zero_size", "render_empty_region",
+             "render_unwritable_out"]
+
+EXPECTED_WORDS = {
+    "missing_file": "does not exist", "corrupt_image": "not an image", "truncated_image": "truncated",
+    "directory_image": "directory", "empty_image": "empty", "unwritable_out": "cannot write",
+    "out_is_a_file": "is a file", "out_not_empty": "not empty", "steps_0": "steps must be positive",
+    "steps_negative": "steps must be positive", "batch_size_0": "batch_size must be positive",
+    "lr_0": "lr must be positive", "lr_negative": "lr must be positive", "width_0": "width",
+    "eval_every_0": "--eval-every", "unknown_model": "nosuch", "unknown_flag": "--nosuch-flag",
+    "missing_config": "does not exist", "broken_config": "JSON", "resume_not_a_run": "config",
+    "resume_already_done": "already has 20 steps", "resume_other_out": "--resume",
+    "render_missing_checkpoint": "does not exist", "render_empty_folder": "no checkpoint",
+    "render_zero_size": "positive", "render_empty_region": "region",
+}
+
+
+@pytest.mark.parametrize("name", BAD_CASES)
+def test_bad_input_exits_2_with_one_error_line(bad_runs, name):
+    results, _ = bad_runs
+    args, (rc, stdout, stderr) = results[name]
+    assert rc == 2, f"{name}: exit {rc}\n{stderr}"
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    error_lines = [line for line in lines if line.startswith("error") or "error:" in line]
+    assert len(error_lines) == 1, stderr
+    assert error_lines[0] == lines[-1]
+    # Known issue: fit_image.py prints informational "model <name>: {...}" / "writing to <dir>" lines before
+    # run_fit has validated everything; any other extra line is a failure (see test_bad_input_stderr_is_one_line).
+    assert all(line.startswith(("model ", "writing to ")) for line in lines[:-1]), stderr
+    word = EXPECTED_WORDS.get(name)
+    if word:
+        assert word in error_lines[0], error_lines[0]
+    assert stdout.strip() == ""
+    # nothing was created where the output would have gone
+    if "--out" in args and args[0] == "fit_image.py" and name not in ("out_not_empty", "out_is_a_file"):
+        assert not Path(args[args.index("--out") + 1]).exists()
+
+
+@pytest.mark.xfail(reason="BUG: fit_image.py prints 'model <name>: {...}' on stderr before run_fit has checked the "
+                          "image and --out (and run_fit announces 'writing to <dir>' before its --resume checks), so "
+                          "those errors print two or three lines instead of one", strict=False)
+@pytest.mark.parametrize("name", ["missing_file", "unwritable_out", "resume_already_done"])
+def test_bad_input_stderr_is_one_line(bad_runs, name):
+    results, _ = bad_runs
+    _, (rc, _, stderr) = results[name]
+    assert rc == 2
+    assert len([line for line in stderr.splitlines() if line.strip()]) == 1, stderr
+
+
+def test_bad_inputs_leave_existing_runs_untouched(bad_runs, run20):
+    """--out of a non-empty folder and failing renders of run20 did not add, remove or rewrite anything."""
+    _, before = bad_runs
+    assert sorted(p.name for p in run20[0].iterdir()) == before
+    assert not (run20[0] / "render_8x8.png").exists()
+    assert json.loads((run20[0] / "metrics.json").read_text())["steps"] == 20
+    assert sorted(p.name for p in (run20[0] / "checkpoints").iterdir()) == ["20"]
