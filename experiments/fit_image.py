@@ -126,11 +126,11 @@ def main() -> int:
         config = config_from_args(args)
     except ValueError as err:
         raise InputError(str(err)) from None
-    print(f"model {config.model.model}: {json.dumps(dataclasses.asdict(config.model))}", file=sys.stderr)
     run_dir: list[Path] = []
 
-    def announce(folder: Path) -> None:
+    def announce(folder: Path) -> None:  # called once every input has been checked
         run_dir.append(folder)
+        print(f"model {config.model.model}: {json.dumps(dataclasses.asdict(config.model))}", file=sys.stderr)
         print(f"writing to {folder}", file=sys.stderr, flush=True)
 
     try:

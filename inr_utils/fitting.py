@@ -6,6 +6,7 @@ output folder: checkpoints, renders, metrics, history, config and the summary fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -73,8 +74,6 @@ def loop_key(config: FitConfig) -> jax.Array:
 
 
 def _with_out_dim(config: FitConfig, channels: int) -> FitConfig:
-    import dataclasses
-
     return dataclasses.replace(config, model=dataclasses.replace(config.model, out_dim=channels))
 
 
@@ -187,19 +186,12 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
     image = load_config_image(config)  # input errors surface before any file is written
     config = _with_out_dim(config, image.shape[-1])  # grayscale images get a 1-channel INR
     out = prepare_output_dir(out, config, resume)
-    if announce is not None:
-        announce(out)
     ckpt_dir = out / "checkpoints"
     state, history = None, None
     if resume:
-        step = latest_step(ckpt_dir)
-        if step is None:
-            raise InputError(f"'{out}' has no checkpoint to resume from; start a new run instead")
-        _, _, template = initial_state(config, image.shape[-1])
-        state = restore_checkpoint(ckpt_dir, template)
-        history = History.from_csv(out / "history.csv", step) if (out / "history.csv").exists() else History()
-        if int(state.step) >= config.steps:
-            raise InputError(f"the run in '{out}' already has {int(state.step)} steps; pass --steps larger than that")
+        state, history = _resume_state(out, config, image.shape[-1])
+    if announce is not None:
+        announce(out)
     _write_text(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     checkpoint = PeriodicCheckpoint(ckpt_dir, config.to_dict(), config.checkpoint_every)
     history = history if history is not None else History()
@@ -213,6 +205,34 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
     if checkpoint.last_saved != int(result.state.step):
         save_checkpoint(ckpt_dir, result.state, config.to_dict())
     return write_results(out, config, image, result)
+
+
+#: Config fields a resumed run may not change: they decide the parameter shapes or the signal itself.
+FIXED_ON_RESUME = ("model", "image", "max_size")
+
+
+def _resume_state(out: Path, config: FitConfig, channels: int) -> tuple[TrainState, History]:
+    """The newest checkpoint and the history of the run in ``out``, after checking that ``config`` may
+    continue it (same architecture and image, more steps)."""
+    ckpt_dir = out / "checkpoints"
+    step = latest_step(ckpt_dir)
+    if step is None:
+        raise InputError(f"'{out}' has no checkpoint to resume from; start a new run instead")
+    if (out / "config.json").exists():
+        saved = _with_out_dim(FitConfig.load(out / "config.json"), channels).to_dict()
+        new = config.to_dict()
+        changed = [name for name in FIXED_ON_RESUME if saved[name] != new[name]]
+        if changed:
+            details = changed if changed != ["model"] else [
+                f"model.{k}" for k in new["model"] if new["model"][k] != saved["model"][k]]
+            raise InputError(f"--resume cannot change {', '.join(details)} of the run in '{out}'; "
+                             "drop those flags, or start a new run with --config")
+    _, _, template = initial_state(config, channels)
+    state = restore_checkpoint(ckpt_dir, template)
+    history = History.from_csv(out / "history.csv", step) if (out / "history.csv").exists() else History()
+    if int(state.step) >= config.steps:
+        raise InputError(f"the run in '{out}' already has {int(state.step)} steps; pass --steps larger than that")
+    return state, history
 
 
 def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitResult) -> dict[str, Any]:

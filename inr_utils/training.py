@@ -12,6 +12,8 @@ The pieces, each a pure function:
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -115,7 +117,7 @@ def make_train_step(apply_fn: Callable[..., jax.Array], loss_fn: Loss, optimizer
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         batch_mse = jnp.mean(jnp.square(pred - target))
-        metrics = {"loss": loss, "psnr": psnr_from_mse(batch_mse), "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, "psnr": psnr_from_mse(batch_mse), "grad_norm": optax.tree.norm(grads)}
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return step
@@ -187,6 +189,48 @@ class Callback(Protocol):
     def __call__(self, info: ChunkInfo) -> None: ...
 
 
+@jax.jit
+def tree_all_finite(tree: Any) -> jax.Array:
+    """True when every leaf of ``tree`` is free of NaN and inf (a bool scalar)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _check_finite(state: TrainState, new_state: TrainState, metrics: dict[str, np.ndarray]) -> None:
+    """Raises :class:`DivergenceError` (carrying ``state``, the chunk's start) when a loss of the chunk or the
+    parameters after it are not finite. Both are needed: a step's loss is computed before its update, so
+    the last update of a chunk can break the parameters while every loss is finite."""
+    finite_loss = np.isfinite(metrics["loss"])
+    if finite_loss.all() and bool(tree_all_finite(new_state.params)):
+        return
+    where = (f"the loss became NaN/inf at step {int(state.step) + int(np.argmin(finite_loss)) + 1}"
+             if not finite_loss.all() else f"the parameters became NaN/inf by step {int(new_state.step)}")
+    raise DivergenceError(f"training diverged: {where}; lower the learning rate (--lr) or use a decaying schedule",
+                          state)
+
+
+class _deferred_sigint:
+    """Context manager: while active (main thread only), Ctrl-C sets a flag instead of raising, so
+    :func:`train` stops between chunks after every callback has seen the last chunk (history, checkpoints
+    and state stay consistent). A second Ctrl-C raises ``KeyboardInterrupt`` at once."""
+
+    def __enter__(self) -> threading.Event:
+        self.flag = threading.Event()
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self.flag
+
+    def _handle(self, signum, frame) -> None:
+        if self.flag.is_set():
+            raise KeyboardInterrupt
+        self.flag.set()
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 @dataclass
 class TrainResult:
     """Output of :func:`train`: final state, seconds spent compiling and in total (compilation included)."""
@@ -217,26 +261,26 @@ def train(state: TrainState, data: PixelData, key: jax.Array, train_step: Callab
     start = time.perf_counter()
     compile_s = 0.0
     compiled: dict[int, Any] = {}
-    try:
-        while int(state.step) < total_steps:
-            n = min(steps_per_call, total_steps - int(state.step))
-            if n not in compiled:
-                t0 = time.perf_counter()
-                compiled[n] = make_train_chunk(train_step, sampler, n).lower(state, data, key).compile()
-                compile_s += time.perf_counter() - t0
-            new_state, metrics = compiled[n](state, data, key)
-            metrics = jax.device_get(metrics)
-            if not np.all(np.isfinite(metrics["loss"])):
-                bad = int(state.step) + int(np.argmin(np.isfinite(metrics["loss"]))) + 1
-                raise DivergenceError(
-                    f"training diverged: the loss became NaN/inf at step {bad}; lower the learning rate "
-                    f"(--lr) or use a decaying schedule", state)
-            state = new_state
-            info = ChunkInfo(state, int(state.step), total_steps, metrics, time.perf_counter() - start)
-            for callback in callbacks:
-                callback(info)
-    except KeyboardInterrupt as err:
-        if isinstance(err, TrainingInterrupted):
-            raise
-        raise TrainingInterrupted(state) from None
+    with _deferred_sigint() as interrupted:
+        try:
+            while int(state.step) < total_steps:
+                n = min(steps_per_call, total_steps - int(state.step))
+                if n not in compiled:
+                    t0 = time.perf_counter()
+                    compiled[n] = make_train_chunk(train_step, sampler, n).lower(state, data, key).compile()
+                    compile_s += time.perf_counter() - t0
+                new_state, metrics = compiled[n](state, data, key)
+                metrics = jax.device_get(metrics)
+                _check_finite(state, new_state, metrics)
+                state = new_state
+                info = ChunkInfo(state, int(state.step), total_steps, metrics, time.perf_counter() - start)
+                for callback in callbacks:
+                    callback(info)
+                # checked after all callbacks, so they have all seen this chunk; a finished run just finishes
+                if interrupted.is_set() and int(state.step) < total_steps:
+                    raise TrainingInterrupted(state)
+        except KeyboardInterrupt as err:
+            if isinstance(err, TrainingInterrupted):
+                raise
+            raise TrainingInterrupted(state) from None
     return TrainResult(state, compile_s, time.perf_counter() - start)

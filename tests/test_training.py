@@ -260,13 +260,6 @@ def test_divergence_from_nan_loss(image):
     assert_trees_equal(err.value.state.params, state.params)
 
 
-DIVERGENCE_BUG = ("BUG (inr_utils/training.py, train): only the loss is checked for NaN/inf. The loss of a step is "
-                  "computed before its update, so an update that makes the params non-finite at the end of a chunk "
-                  "is accepted: the run ends 'successfully' with NaN params, or DivergenceError.state (checkpointed "
-                  "as 'the last good checkpoint') is not finite")
-
-
-@pytest.mark.xfail(reason=DIVERGENCE_BUG, strict=False)
 def test_divergence_detected_when_the_last_update_is_not_finite(image):
     """A loss whose value is finite but whose gradient is NaN (the classic ``where`` pitfall): one step turns
     every parameter into NaN while the reported loss stays finite."""
@@ -287,7 +280,6 @@ def test_divergence_detected_when_the_last_update_is_not_finite(image):
         assert all(np.all(np.isfinite(x)) for x in _leaves(result.state.params)), "finished with NaN params"
 
 
-@pytest.mark.xfail(reason=DIVERGENCE_BUG, strict=False)
 def test_divergence_state_is_finite_when_a_chunk_ends_on_a_bad_update(image):
     # the 10th update (the last of the first chunk) overflows every parameter; its loss is still finite
     schedule = optax.join_schedules([optax.constant_schedule(1e-3), optax.constant_schedule(jnp.inf)], [9])
@@ -311,11 +303,6 @@ def test_keyboard_interrupt_carries_last_state(image):
     assert int(err.value.state.step) == 10
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "BUG (inr_utils/training.py, train): Ctrl-C raises KeyboardInterrupt wherever it lands; in a callback (e.g. "
-    "the full-image evaluator, which runs first) the state already includes the chunk but History (or the "
-    "periodic checkpoint) has not seen it, so history.csv misses that chunk's rows for good after --resume. "
-    "Fix: during train(), a SIGINT handler that only sets a flag, checked after the callbacks"))
 def test_sigint_during_callbacks_keeps_history_consistent(image):
     import os
     import signal
