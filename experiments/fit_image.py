@@ -27,12 +27,12 @@ from inr_utils.errors import InputError  # noqa: E402
 from inr_utils.fitting import run_fit  # noqa: E402
 from inr_utils.training import DivergenceError, TrainingInterrupted  # noqa: E402
 from model_components.encodings import ENCODINGS  # noqa: E402
-from model_components.inrs import DTYPES, MODEL_PRESETS, ModelConfig, model_config  # noqa: E402
-from model_components.layers import ACTIVATIONS  # noqa: E402
+from model_components.inrs import DTYPES, MODEL_PRESETS, model_config  # noqa: E402
+from model_components.layers import ACTIVATIONS, LAYERS  # noqa: E402
 
 DEFAULT = FitConfig()
-MODEL_FLAGS = ("encoding", "num_frequencies", "fourier_features", "fourier_scale", "width", "depth", "activation",
-               "omega0", "first_omega0", "output_activation", "dtype")
+MODEL_FLAGS = ("encoding", "layer", "num_frequencies", "fourier_features", "fourier_scale", "width", "depth",
+               "activation", "omega0", "first_omega0", "output_activation", "dtype")
 TRAIN_FLAGS = ("image", "max_size", "steps", "batch_size", "lr", "lr_schedule", "final_lr_fraction",
                "warmup_steps", "jitter", "seed", "steps_per_call", "checkpoint_every")
 
@@ -47,29 +47,53 @@ def batch_size_arg(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"must be a whole number of pixels or 'full', got {text!r}") from None
 
 
+def option_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--layer-option`` / ``--encoding-option``; VALUE is read as JSON when it parses
+    (numbers, true/false), else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def build_parser() -> OneLineArgumentParser:
     d, m = DEFAULT, DEFAULT.model
-    presets = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in values.items())
-                        for name, values in MODEL_PRESETS.items())
+    presets = ", ".join(sorted(MODEL_PRESETS))
     p = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--image", help="image to fit (PNG/JPEG, RGB, grayscale, RGBA, palette or 16-bit) "
                    "(default: scikit-image's astronaut, 256x256)")
     g.add_argument("--max-size", type=int, help=f"downscale so the longer side is at most this (default: {d.max_size})")
-    g = p.add_argument_group("model", f"presets fill the fields you leave unset ({presets})")
+    g = p.add_argument_group(
+        "model", f"a preset ({presets}) fills every setting you leave unset; its defaults are listed by "
+        "`python -c \"from model_components.inrs import MODEL_PRESETS; print(MODEL_PRESETS)\"`")
     g.add_argument("--model", choices=sorted(MODEL_PRESETS), help=f"architecture preset (default: {m.model})")
-    g.add_argument("--encoding", choices=ENCODINGS.names(), help=f"coordinate encoding (default: {m.encoding})")
-    g.add_argument("--num-frequencies", type=int, help=f"L of the NeRF encoding (default: {m.num_frequencies})")
-    g.add_argument("--fourier-features", type=int, help=f"m of Gaussian Fourier features (default: {m.fourier_features})")
-    g.add_argument("--fourier-scale", type=float, help=f"sigma of Gaussian Fourier features (default: {m.fourier_scale})")
+    g.add_argument("--encoding", choices=ENCODINGS.names(),
+                   help=f"coordinate encoding (default: the preset's; {m.model}: {m.encoding})")
+    g.add_argument("--layer", choices=LAYERS.names(),
+                   help=f"hidden layer type (default: the preset's; {m.model}: {m.layer})")
+    g.add_argument("--num-frequencies", type=int, help="L of the NeRF encoding (default: 10)")
+    g.add_argument("--fourier-features", type=int,
+                   help=f"m of Gaussian Fourier features (default: {m.encoding_options.get('num_features')})")
+    g.add_argument("--fourier-scale", type=float,
+                   help=f"sigma of Gaussian Fourier features (default: {m.encoding_options.get('scale')})")
     g.add_argument("--width", type=int, help=f"hidden width (default: {m.width})")
     g.add_argument("--depth", type=int, help=f"hidden layers after the first (default: {m.depth})")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS),
-                   help=f"activation of relu_pe/ffn layers (default: {m.activation})")
-    g.add_argument("--omega0", type=float, help=f"SIREN hidden-layer omega0 (default: {m.omega0})")
-    g.add_argument("--first-omega0", type=float, help=f"SIREN first-layer omega0 (default: {m.first_omega0})")
+                   help=f"activation of dense layers (default: {m.layer_options.get('activation')})")
+    g.add_argument("--omega0", type=float, help="frequency factor omega0 of sine-type layers, all layers (default: 30)")
+    g.add_argument("--first-omega0", type=float, help="omega0 of the first layer only (default: --omega0)")
+    g.add_argument("--layer-option", type=option_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="any option of the hidden layer type, repeatable, e.g. --layer-option learnable=true "
+                        "(default: the preset's)")
+    g.add_argument("--encoding-option", type=option_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="any option of the encoding, repeatable, e.g. --encoding-option include_input=false "
+                        "(default: the preset's)")
     g.add_argument("--output-activation", choices=sorted(ACTIVATIONS),
-                   help=f"output map (default: {m.output_activation}; siren: identity)")
+                   help=f"output map (default: the preset's; {m.model}: {m.output_activation})")
     g.add_argument("--dtype", choices=["auto", *sorted(DTYPES)], help=f"matrix-product compute dtype (default: {m.dtype})")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, help=f"optimisation steps (default: {d.steps})")
@@ -110,7 +134,10 @@ def config_from_args(args) -> FitConfig:
         model = model_config(args.model, **model_overrides)
         train_overrides = {**TRAINING_PRESETS.get(args.model, {}), **train_overrides}
     else:
-        model = ModelConfig.from_dict({**base.model.to_dict(), **model_overrides})
+        model = model_config(base=base.model, **model_overrides)
+    if args.layer_option or args.encoding_option:
+        model = model_config(base=model, layer_options={**model.layer_options, **dict(args.layer_option)},
+                             encoding_options={**model.encoding_options, **dict(args.encoding_option)})
     if train_overrides.get("batch_size") == "full":
         train_overrides["batch_size"] = None
     return FitConfig.from_dict({**base.to_dict(), **train_overrides, "model": model.to_dict()})

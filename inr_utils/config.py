@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from inr_utils.errors import InputError
-from model_components.inrs import ModelConfig, model_config
+from model_components.inrs import PRESET_TRAINING, ModelConfig, model_config
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 
-#: Training defaults that differ per model preset (applied when a preset is chosen and the field is not set).
-#: SIREN trains with Adam 1e-4 (Sitzmann et al. 2020, supplement); 1e-3 makes its sines jump periods.
-TRAINING_PRESETS: dict[str, dict[str, Any]] = {"siren": {"lr": 1e-4}}
+#: Training defaults that differ per model preset (applied when a preset is chosen and the field is not set),
+#: registered with each preset (``model_components.presets``); e.g. SIREN trains with Adam 1e-4.
+TRAINING_PRESETS: dict[str, dict[str, Any]] = PRESET_TRAINING
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,6 +48,11 @@ class PositionalEncoding(nn.Module):
     num_frequencies: int = 10
     include_input: bool = True
 
+    @staticmethod
+    def check_options(options: dict) -> None:
+        if options.get("num_frequencies", 10) < 0:
+            raise ValueError(f"num_frequencies must be >= 0, got {options['num_frequencies']}")
+
     def output_dim(self, input_dim: int) -> int:
         if self.num_frequencies == 0:
             return input_dim
@@ -94,6 +99,13 @@ class GaussianFourierFeatures(nn.Module):
     num_features: int = 256
     scale: float = 10.0
     include_input: bool = False
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        if options.get("num_features", 256) <= 0:
+            raise ValueError(f"num_features (fourier_features) must be positive, got {options['num_features']}")
+        if not options.get("scale", 10.0) > 0:
+            raise ValueError(f"scale (fourier_scale) of Fourier features must be positive, got {options['scale']}")
 
     def output_dim(self, input_dim: int) -> int:
         return 2 * self.num_features + (input_dim if self.include_input else 0)

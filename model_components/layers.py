@@ -76,12 +76,25 @@ def _mixed_matmul_bwd(dtype, residuals, grad_out):
 mixed_precision_matmul.defvjp(_mixed_matmul_fwd, _mixed_matmul_bwd)
 
 
+def hyperparameter(module: nn.Module, name: str, value: float, learnable: bool = False) -> jax.Array:
+    """A scalar hyperparameter of a layer (omega0, a Gaussian's width, ...) stored as a float32 variable.
+
+    Learnable ones live in ``"params"`` (trained with the weights); fixed ones in ``"constants"``, which the
+    optimizer never touches but which travels with the variables. Either way the value is an array in the
+    model's variables rather than a Python constant baked into the compiled program, so sweeps can ``vmap``
+    models that differ only in it (see ``inr_utils.sweeps``).
+    """
+    if learnable:
+        return module.param(name, lambda key: jnp.asarray(value, jnp.float32))
+    return module.variable("constants", name, lambda: jnp.asarray(value, jnp.float32)).value
+
+
 def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
-    """Elementwise activation by name; raises ``KeyError`` listing the valid names."""
+    """Elementwise activation by name; raises ``ValueError`` listing the valid names."""
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise KeyError(f"unknown activation {name!r}; choose one of: {', '.join(sorted(ACTIVATIONS))}") from None
+        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(sorted(ACTIVATIONS))}") from None
 
 
 class Linear(nn.Module):
@@ -133,6 +146,10 @@ class DenseLayer(nn.Module):
     is_first: bool = False
     dtype: Any = None
 
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> None:
+        get_activation(options.get("activation", "relu"))
+
     def head_initializers(self) -> tuple[FanInInit, FanInInit]:
         return initializers.torch_default_init, initializers.torch_default_init
 
@@ -150,7 +167,9 @@ class SineLayer(nn.Module):
 
     Attributes:
       features: output width.
-      omega0: frequency factor omega0 (30 in the paper, for both first and hidden layers).
+      omega0: frequency factor omega0 (30 in the paper, for both first and hidden layers); stored as a
+        variable (see :func:`hyperparameter`).
+      learnable: train omega0 with the weights.
       is_first: whether this layer reads the (encoded) coordinates.
       fast: use :func:`fast_math.fast_sin` (same values to ~2e-7, several times faster on CPU) instead of
         ``jnp.sin``.
@@ -159,9 +178,15 @@ class SineLayer(nn.Module):
 
     features: int
     omega0: float = 30.0
+    learnable: bool = False
     is_first: bool = False
     fast: bool = True
     dtype: Any = None
+
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> None:
+        if not options.get("omega0", 30.0) > 0:
+            raise ValueError(f"omega0 must be positive, got {options['omega0']}")
 
     def head_initializers(self) -> tuple[FanInInit, FanInInit]:
         return (lambda n: initializers.siren_hidden_init(n, self.omega0)), initializers.torch_default_init
@@ -174,4 +199,4 @@ class SineLayer(nn.Module):
             kernel_init = lambda n: initializers.siren_hidden_init(n, self.omega0)  # noqa: E731
         pre = Linear(self.features, kernel_init=kernel_init, dtype=self.dtype)(x)
         sine = fast_sin if self.fast else jnp.sin
-        return sine(self.omega0 * pre)
+        return sine(hyperparameter(self, "omega0", self.omega0, self.learnable) * pre)

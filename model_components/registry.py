@@ -11,13 +11,20 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class UnknownNameError(ValueError, KeyError):
+    """A name that is not registered; a ``ValueError`` (bad config value) and a ``KeyError`` (failed lookup)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class Registry(Generic[T]):
     """Maps names to objects of one kind.
 
     Args:
       kind: what the registry holds, used in error messages (e.g. ``"encoding"``).
 
-    A duplicate registration raises ``KeyError``; looking up an unknown name raises ``KeyError`` whose
+    A duplicate registration raises ``KeyError``; looking up an unknown name raises :class:`UnknownNameError` whose
     message lists every known name, so a typo in a config or a flag explains itself.
     """
 
@@ -37,11 +44,11 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
-        """Returns the object registered as ``name``; raises ``KeyError`` listing the valid names."""
+        """Returns the object registered as ``name``; raises :class:`UnknownNameError` listing the valid names."""
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         """Sorted list of registered names."""

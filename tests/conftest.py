@@ -53,13 +53,13 @@ def image() -> np.ndarray:
 def make_tiny_config(model: str = "relu_pe", width: int = 32, depth: int = 1, **overrides) -> FitConfig:
     """A FitConfig small enough to train in a fraction of a second per chunk.
 
-    Model fields (``num_frequencies``, ``fourier_features``, ``dtype``, ...) go to the model; the rest to
-    FitConfig. The learning rate is constant unless ``lr_schedule`` is given (with a decaying schedule, a run
+    FitConfig fields go to FitConfig; the rest (``num_frequencies``, ``fourier_features``, ``dtype``, ...) to
+    ``model_config``. The learning rate is constant unless ``lr_schedule`` is given (with a decaying schedule, a run
     extended by resuming with more steps follows a different schedule than one planned that long). The model
     dtype stays the preset's (``auto``: bfloat16 on hardware with native bfloat16 products).
     """
-    model_fields = {f.name for f in dataclasses.fields(model_config(model))}
-    model_kw = {k: overrides.pop(k) for k in list(overrides) if k in model_fields}
+    fit_fields = {f.name for f in dataclasses.fields(FitConfig)}
+    model_kw = {k: overrides.pop(k) for k in list(overrides) if k not in fit_fields}
     if model == "relu_pe":
         model_kw.setdefault("num_frequencies", 6)
     if model == "ffn":

@@ -250,7 +250,26 @@ def test_model_config_presets_fill_defaults():
     siren = model_config("siren")
     assert (siren.encoding, siren.output_activation, siren.depth) == ("none", "identity", 3)
     ffn = model_config("ffn", width=None)  # None overrides are ignored
-    assert (ffn.encoding, ffn.width, ffn.fourier_features) == ("fourier", 256, 256)
+    assert (ffn.encoding, ffn.width, ffn.encoding_options["num_features"]) == ("fourier", 256, 256)
+
+
+def test_model_config_routes_flat_overrides():
+    siren = model_config("siren", omega0=20.0)
+    assert siren.layer_options["omega0"] == 20.0 and siren.first_layer_options["omega0"] == 20.0
+    siren = model_config("siren", omega0=20.0, first_omega0=40.0)
+    assert siren.layer_options["omega0"] == 20.0 and siren.first_layer_options["omega0"] == 40.0
+    ffn = model_config("ffn", fourier_scale=3.0, fourier_features=8)
+    assert ffn.encoding_options == {"num_features": 8, "scale": 3.0}
+    # switching the encoding drops the old encoding's options
+    pe = model_config("ffn", encoding="nerf", num_frequencies=4)
+    assert pe.encoding_options == {"num_frequencies": 4}
+    # a modified config keeps everything not overridden
+    again = model_config(base=siren, width=64)
+    assert again.width == 64 and again.first_layer_options["omega0"] == 40.0
+    with pytest.raises(ValueError, match="num_frequencies"):
+        model_config("siren", num_frequencies=3)  # siren has no NeRF encoding
+    with pytest.raises(ValueError, match="valid options"):
+        model_config("siren", layer_options={"omgea0": 3.0})
 
 
 def test_unknown_field_rejected_with_valid_fields():
@@ -278,11 +297,12 @@ def test_unknown_encoding_rejected_with_choices():
         model_config("relu_pe", dtype="float64")
 
 
-@pytest.mark.parametrize("field, value", [("width", 0), ("depth", -1), ("out_dim", 0), ("omega0", 0.0),
-                                          ("fourier_scale", -1.0), ("num_frequencies", -2)])
-def test_bad_numbers_rejected(field, value):
+@pytest.mark.parametrize("model, field, value", [
+    ("relu_pe", "width", 0), ("relu_pe", "depth", -1), ("relu_pe", "out_dim", 0), ("siren", "omega0", 0.0),
+    ("ffn", "fourier_scale", -1.0), ("relu_pe", "num_frequencies", -2)])
+def test_bad_numbers_rejected(model, field, value):
     with pytest.raises(ValueError, match=field):
-        model_config("relu_pe", **{field: value})
+        model_config(model, **{field: value})
 
 
 def test_depth_zero_has_one_hidden_layer():

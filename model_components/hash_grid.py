@@ -1,0 +1,1 @@
+"""Instant-NGP multiresolution hash grid encoding (filled in by the hash-grid work; see issue 5)."""
