@@ -101,7 +101,7 @@ def test_run_writes_every_output(run20):
     config = json.loads((out / "config.json").read_text())
     assert config["steps"] == 20 and config["seed"] == 0 and config["lr"] == 3e-3
     assert config["model"]["model"] == "relu_pe" and config["model"]["width"] == 32
-    assert config["model"]["num_frequencies"] == 4 and config["model"]["out_dim"] == 3
+    assert config["model"]["encoding_options"]["num_frequencies"] == 4 and config["model"]["out_dim"] == 3
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["20"]
     assert "Traceback" not in stderr
 
