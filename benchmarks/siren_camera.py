@@ -152,7 +152,8 @@ def main() -> int:
     args = parse_args()
     image = skimage_image("camera", args.size)  # (H, W, 1)
     steps_per_call = math.gcd(args.steps_per_call, args.steps, *args.checkpoints)
-    config = FitConfig(model=model_config("siren", out_dim=image.shape[-1], fast_sine=args.fast_sine), max_size=args.size,
+    config = FitConfig(model=model_config("siren", out_dim=image.shape[-1], fast_sine=args.fast_sine),
+                       max_size=args.size,
                        steps=args.steps, batch_size=None, lr=args.lr, lr_schedule="constant", seed=args.seed,
                        steps_per_call=steps_per_call)
     recorder = CheckpointRecorder(build_model(config.model).apply, image, args.checkpoints)

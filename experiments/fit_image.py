@@ -94,23 +94,27 @@ def build_parser() -> OneLineArgumentParser:
                         "(default: the preset's)")
     g.add_argument("--output-activation", choices=sorted(ACTIVATIONS),
                    help=f"output map (default: the preset's; {m.model}: {m.output_activation})")
-    g.add_argument("--dtype", choices=["auto", *sorted(DTYPES)], help=f"matrix-product compute dtype (default: {m.dtype})")
+    g.add_argument("--dtype", choices=["auto", *sorted(DTYPES)],
+                   help=f"matrix-product compute dtype (default: {m.dtype})")
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, help=f"optimisation steps (default: {d.steps})")
     g.add_argument("--batch-size", type=batch_size_arg,
                    help=f"random pixels per step, or 'full' for the whole image (default: {d.batch_size})")
-    g.add_argument("--lr", type=float, help=f"peak Adam learning rate (default: {d.lr}; siren: 1e-4)")
+    g.add_argument("--lr", type=float,
+                   help=f"peak Adam learning rate (default: {d.lr}, or the --model preset's, e.g. siren: 1e-4)")
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning-rate schedule (default: {d.lr_schedule})")
     g.add_argument("--final-lr-fraction", type=float,
                    help=f"final lr / peak lr of decaying schedules (default: {d.final_lr_fraction})")
     g.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps (default: {d.warmup_steps})")
-    g.add_argument("--jitter", action="store_true", default=None, help="jitter coordinates within pixels (default: off)")
+    g.add_argument("--jitter", action="store_true", default=None,
+                   help="jitter coordinates within pixels (default: off)")
     g.add_argument("--seed", type=int, help=f"random seed; same seed, same result (default: {d.seed})")
     g.add_argument("--steps-per-call", type=int,
                    help=f"steps per compiled lax.scan call (default: {d.steps_per_call})")
     g.add_argument("--checkpoint-every", type=int,
                    help=f"steps between checkpoints, 0 = only at the end (default: {d.checkpoint_every})")
-    g.add_argument("--eval-every", type=int, default=200, help="steps between full-image PSNR evaluations (default: 200)")
+    g.add_argument("--eval-every", type=int, default=200,
+                   help="steps between full-image PSNR evaluations (default: 200)")
     g = p.add_argument_group("run")
     g.add_argument("--config", help="JSON config of an earlier run (its config.json) to start from (default: none)")
     g.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-<model>)")

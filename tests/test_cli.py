@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO_ROOT, run_script, run_script_in_process
+from PIL import Image
 
 # A tiny run: 24x24 image (32x32 downscaled), 32-wide relu_pe, 20 steps in chunks of 10, constant lr so that a
 # run extended with --resume equals one planned that long.

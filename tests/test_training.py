@@ -39,14 +39,14 @@ def _leaves(tree):
 def assert_trees_equal(a, b):
     la, lb = _leaves(a), _leaves(b)
     assert len(la) == len(lb)
-    for x, y in zip(la, lb):
+    for x, y in zip(la, lb, strict=False):
         np.testing.assert_array_equal(x, y)
 
 
 def assert_trees_close(a, b, atol=1e-6):
     la, lb = _leaves(a), _leaves(b)
     assert len(la) == len(lb)
-    for x, y in zip(la, lb):
+    for x, y in zip(la, lb, strict=False):
         np.testing.assert_allclose(x, y, atol=atol, rtol=1e-5)
 
 
@@ -104,7 +104,7 @@ def test_same_seed_same_params(short_fits):
 def test_different_seed_different_params(short_fits):
     _, fits = short_fits
     a, b = _leaves(fits["a"].state.params), _leaves(fits["other_seed"].state.params)
-    assert all(not np.allclose(x, y) for x, y in zip(a, b))
+    assert all(not np.allclose(x, y) for x, y in zip(a, b, strict=False))
     assert not np.allclose(fits["a"].state.constants["constants"]["encoding"]["B"],
                            fits["other_seed"].state.constants["constants"]["encoding"]["B"])
 
@@ -399,6 +399,7 @@ def test_fit_config_validation_and_json(tmp_path, tiny_config):
 def test_run_fit_grayscale_end_to_end(tmp_path, tiny_config):
     """run_fit on a 1-channel PNG: a 1-channel INR, grayscale outputs, and render.py (in-process) on the run."""
     from conftest import run_script_in_process, write_png
+
     from inr_utils.fitting import run_fit
 
     gray = np.round(np.outer(np.linspace(0, 1, 16), np.linspace(1, 0.2, 12)) * 255).astype(np.uint8)  # 16x12
