@@ -101,7 +101,7 @@ class History:
     def __call__(self, info: ChunkInfo) -> None:
         losses, psnrs = info.metrics["loss"], info.metrics["psnr"]
         first = info.step - len(losses) + 1
-        for i, (loss, psnr) in enumerate(zip(losses, psnrs)):
+        for i, (loss, psnr) in enumerate(zip(losses, psnrs, strict=True)):
             self.rows.append({"step": first + i, "loss": float(loss), "batch_psnr": float(psnr),
                               "full_psnr": float("nan"), "elapsed_s": float("nan")})
         self.rows[-1]["full_psnr"] = info.extra.get("full_psnr", float("nan"))

@@ -15,7 +15,7 @@ emit them and ``vmap`` can batch them.
 
 from model_components.encodings import ENCODINGS, GaussianFourierFeatures, PositionalEncoding
 from model_components.fast_math import fast_cos, fast_sin
-from model_components.inrs import MODEL_PRESETS, MLPINR, ModelConfig, build_model, count_params, model_config
+from model_components.inrs import MLPINR, MODEL_PRESETS, ModelConfig, build_model, count_params, model_config
 from model_components.layers import LAYERS, DenseLayer, Linear, SineLayer
 
 __all__ = [
