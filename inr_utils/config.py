@@ -9,10 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from inr_utils.errors import InputError
 from model_components.inrs import PRESET_TRAINING, ModelConfig, model_config
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
+YAML_SUFFIXES = (".yaml", ".yml")
 
 #: Training defaults that differ per model preset (applied when a preset is chosen and the field is not set),
 #: registered with each preset (``model_components.presets``); e.g. SIREN trains with Adam 1e-4.
@@ -90,32 +93,50 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FitConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`InputError` listing the valid ones."""
+        """Inverse of :meth:`to_dict`, also for partial dicts (e.g. a hand-written YAML file): ``model`` may be
+        a preset name or a (partial) model dict, and training fields left out take the preset's recommended
+        values (:data:`TRAINING_PRESETS`), then the defaults. Unknown keys raise :class:`InputError` listing
+        the valid ones."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
         values = dict(values)
         try:
-            values["model"] = ModelConfig.from_dict(values.get("model", {}))
+            model = values.get("model")
+            if model is None:
+                values["model"] = cls().model
+            elif isinstance(model, str):
+                values["model"] = model_config(model)
+            else:
+                values["model"] = ModelConfig.from_dict(model)
+            values = {**TRAINING_PRESETS.get(values["model"].model, {}), **values}
             return cls(**values).validate()
         except (TypeError, ValueError) as err:
             raise InputError(f"invalid config: {err}") from None
 
     def save(self, path: str | Path) -> None:
-        """Writes the config as indented JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Writes the config as indented JSON, or YAML when ``path`` ends in ``.yaml``/``.yml``."""
+        path = Path(path)
+        if path.suffix in YAML_SUFFIXES:
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> FitConfig:
-        """Reads a JSON config written by :meth:`save`; raises :class:`InputError` if missing or invalid."""
+        """Reads a config written by :meth:`save` (JSON, or YAML for ``.yaml``/``.yml`` files; fields left out
+        keep their defaults); raises :class:`InputError` if missing or invalid."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"config file '{path}' does not exist; pass the config.json of an earlier run")
+        kind = "YAML" if path.suffix in YAML_SUFFIXES else "JSON"
         try:
-            values = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise InputError(f"config file '{path}' is not valid JSON ({err}); fix or regenerate it") from None
+            text = path.read_text()
+            values = yaml.safe_load(text) if kind == "YAML" else json.loads(text)
+        except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
+            message = str(err).replace("\n", " ")
+            raise InputError(f"config file '{path}' is not valid {kind} ({message}); fix or regenerate it") from None
         if not isinstance(values, dict):
-            raise InputError(f"config file '{path}' must hold a JSON object")
+            raise InputError(f"config file '{path}' must hold a {kind} mapping of config fields")
         return cls.from_dict(values)

@@ -179,12 +179,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
-        """Builds a config from a dict, rejecting unknown keys with the list of valid ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown model config field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
-        return cls(**values).validate()
+        """Builds a config from a dict such as :meth:`to_dict`'s, or a partial one: fields left out come
+        from the preset named by ``values["model"]`` (default ``relu_pe``), and flat option names work as
+        in :func:`model_config` (``{"model": "siren", "omega0": 20}``). Unknown keys raise ``ValueError``
+        listing the valid ones."""
+        values = dict(values)
+        return model_config(values.pop("model", "relu_pe"), **values)
 
 
 # Positional encoding + ReLU MLP, the classic tutorial INR (Mildenhall et al. 2020; Tancik et al. 2020).
@@ -260,7 +260,7 @@ def model_config(model: str | None = None, base: ModelConfig | None = None, **ov
             values["first_layer_options"]["omega0"] = value  # one omega0 for all layers unless first_omega0
     if "first_omega0" in overrides:
         values["first_layer_options"]["omega0"] = overrides["first_omega0"]
-    return ModelConfig.from_dict(values)
+    return ModelConfig(**values).validate()
 
 
 def build_model(config: ModelConfig) -> MLPINR:
