@@ -116,7 +116,8 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--eval-every", type=int, default=200,
                    help="steps between full-image PSNR evaluations (default: 200)")
     g = p.add_argument_group("run")
-    g.add_argument("--config", help="JSON config of an earlier run (its config.json) to start from (default: none)")
+    g.add_argument("--config", help="config to start from: an earlier run's config.json, or a JSON/YAML file of "
+                   "any subset of its fields (default: none)")
     g.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-<model>)")
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest checkpoint (default: none)")
