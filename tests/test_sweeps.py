@@ -22,6 +22,7 @@ from inr_utils.fitting import fit
 from inr_utils.metrics import psnr
 from inr_utils.rendering import render
 from inr_utils.sweeps import (
+    SweepInterrupted,
     build_sweep_optimizer,
     fit_many,
     init_states,
@@ -155,6 +156,25 @@ def test_diverging_model_does_not_stop_the_others():
         np.testing.assert_array_equal(np.asarray(got), want[0])
 
 
+def test_interrupted_sweep_continues_to_the_same_result(sweeps_under_test):
+    """Ctrl-C after the first chunk raises SweepInterrupted with the stacked state at step 10; ``fit_many(state=)``
+    continues every model from there and ends where the uninterrupted sweep did."""
+    uninterrupted = sweeps_under_test["shared"]
+
+    def interrupt(info):
+        raise KeyboardInterrupt
+
+    configs = uninterrupted.configs
+    with pytest.raises(SweepInterrupted) as caught:
+        fit_many(configs, image_a(), progress=False, callbacks=[interrupt])
+    assert np.asarray(caught.value.state.step).tolist() == [10] * len(configs)
+    rest = fit_many(configs, image_a(), state=caught.value.state, progress=False, eval_every=BASE.steps)
+    assert rest.steps_run == 10 and rest.history.steps.tolist() == list(range(11, 21))
+    assert rest.compile_s < 0.2  # the same kind of sweep as the fixture's: its compiled chunk is reused
+    for a, b in zip(jax.tree.leaves(uninterrupted.state.params), jax.tree.leaves(rest.state.params), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-7)
+
+
 def test_sweep_grid_is_the_cartesian_product():
     configs, labels = sweep_grid(BASE, seed=[0, 1], lr=[1e-3, 1e-4], omega0=[20.0])
     assert labels == [{"seed": s, "lr": lr, "omega0": 20.0} for s in (0, 1) for lr in (1e-3, 1e-4)]
@@ -209,36 +229,36 @@ SHARDED_SCRIPT = textwrap.dedent("""
     base = FitConfig(model=model_config("siren", width=16, depth=1), steps=10, batch_size=64, lr=1e-3,
                      lr_schedule="constant", steps_per_call=5)
     y, x = np.meshgrid(np.linspace(0, 1, 16), np.linspace(0, 1, 16), indexing="ij")
-    images = np.stack([np.stack([x, y, 0.5 + 0.4 * np.sin(6 * (x + k * y))], -1) for k in range(8)]).astype("f4")
-    lrs = [1e-3, 3e-4] * 4
-    many = fit_many(base, images, seeds=range(8), lrs=lrs, progress=False)
-    one = fit_many(base, images, seeds=range(8), lrs=lrs, progress=False, devices=jax.devices()[:1])
-    padded = fit_many(base, images[:6], seeds=range(6), lrs=lrs[:6], progress=False)  # 6 -> 8, 2 dropped
-    leaf = jax.tree.leaves(many.state.params)[0]
+    images = np.stack([np.stack([x, y, 0.5 + 0.4 * np.sin(6 * (x + k * y))], -1) for k in range(6)]).astype("f4")
+    lrs = [1e-3, 3e-4] * 3
+    seen = []  # the stacked state during training: 6 models padded to 8, 2 a device
+    record = lambda info: seen.append(jax.tree.leaves(info.state.params)[0])
+    many = fit_many(base, images, seeds=range(6), lrs=lrs, progress=False, callbacks=[record])
+    one = fit_many(base, images, seeds=range(6), lrs=lrs, progress=False, devices=jax.devices()[:1])
+    leaf = seen[-1]
     diff = lambda a, b: max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
                             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
     print(json.dumps({
-        "devices": len(jax.devices()), "num_devices": many.num_devices,
-        "sharding_devices": len(leaf.sharding.device_set), "spec": str(leaf.sharding.spec),
-        "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards}),
+        "devices": len(jax.devices()), "num_devices": many.num_devices, "models": many.num_models,
+        "padded_rows": leaf.shape[0], "sharding_devices": len(leaf.sharding.device_set),
+        "spec": str(leaf.sharding.spec), "shard_rows": sorted({s.data.shape[0] for s in leaf.addressable_shards}),
         "param_diff": diff(many.state.params, one.state.params),
         "psnr_diff": float(np.max(np.abs(many.psnr - one.psnr))),
-        "padded_models": padded.num_models,
-        "padded_diff": diff(padded.state.params, jax.tree.map(lambda x: x[:6], many.state.params)),
+        "one_devices": one.num_devices,
     }))
 """)
 
 
 def test_model_axis_is_sharded_over_devices():
-    """With 4 (fake CPU) devices the stacked parameters live 2 models per device, and the results equal the
-    1-device run of the same sweep; 6 models are padded to 8 and the padding is dropped."""
+    """With 4 (fake CPU) devices, 6 models are padded to 8 and the stacked parameters live 2 models a device;
+    the padding is dropped, and the results equal the 1-device run of the same sweep."""
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     facts = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert facts["devices"] == 4 and facts["num_devices"] == 4 and facts["sharding_devices"] == 4
+    assert facts["devices"] == 4 and facts["num_devices"] == 4 and facts["one_devices"] == 1
+    assert facts["models"] == 6 and facts["padded_rows"] == 8 and facts["sharding_devices"] == 4
     assert facts["spec"] == str(jax.sharding.PartitionSpec("models")) and facts["shard_rows"] == [2]
     assert facts["param_diff"] < 1e-5 and facts["psnr_diff"] < PSNR_DB
-    assert facts["padded_models"] == 6 and facts["padded_diff"] < 1e-5
