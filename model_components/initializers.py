@@ -42,3 +42,24 @@ def torch_default_init(fan_in: int) -> Initializer:
     """PyTorch ``nn.Linear`` default for both kernel and bias: U(-1/sqrt(n), 1/sqrt(n)), n = fan_in
     (Kaiming-uniform with a = sqrt(5)). The classic ReLU-MLP INR tutorials train with this init."""
     return uniform_init(1.0 / math.sqrt(fan_in))
+
+
+def finer_first_bias_init(scale: float) -> Initializer:
+    """FINER first-layer bias (Liu et al. 2024, "FINER: Flexible spectral-bias tuning in Implicit NEural
+    Representation by Variable-periodic Activation Functions"): b ~ U(-k, k) with k = ``scale``,
+    independent of fan_in. A large k spreads the first layer's pre-activations z over a wide range, so that
+    sin(omega0 (|z| + 1) z) starts with a broad band of local frequencies."""
+    if not scale >= 0:
+        raise ValueError(f"finer_first_bias_init: scale must be >= 0, got {scale}")
+    return uniform_init(scale)
+
+
+def wire_head_init(fan_in: int) -> Initializer:
+    """Final linear layer of WIRE (Saragadam et al. 2023, "WIRE: Wavelet Implicit Neural Representations")
+    read as a real layer on ``[Re h, Im h]``: U(-sqrt(2/n), sqrt(2/n)) with n = fan_in = 2 * width.
+
+    The reference output layer is a complex ``nn.Linear(width, out)`` whose real and imaginary weight parts
+    are PyTorch-default U(-1/sqrt(width), 1/sqrt(width)); its real output ``Re(W h + b) = Re W Re h -
+    Im W Im h + Re b`` is a real layer on the 2 * width concatenated features with that same bound
+    1/sqrt(width) = sqrt(2/n), for weights and bias alike."""
+    return uniform_init(math.sqrt(2.0 / fan_in))
