@@ -796,7 +796,7 @@ class SweepTrainResult:
     """Output of :func:`train_many`.
 
     Attributes:
-      state: final stacked state (models that diverged hold their last finite chunk-end state).
+      state: final stacked state (models that diverged hold their last finite chunk-end parameters).
       diverged_step: ``(N,)`` int, the step at which each model's loss or parameters became NaN/inf (-1: never).
       compile_s: seconds spent compiling the chunks.
       wall_s: seconds of the loop, compilation included.
@@ -829,8 +829,9 @@ def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: 
       make_chunk: ``num_steps -> jitted chunk`` (default :func:`make_sweep_chunk` of the arguments above);
         :func:`fit_many` passes one that reuses the chunks of earlier sweeps.
 
-    A model whose loss or parameters become NaN/inf does not stop the others: it is rolled back to its state at
-    the start of that chunk (and again after each later chunk), and its step is recorded in ``diverged_step``.
+    A model whose loss or parameters become NaN/inf does not stop the others: from then on it keeps the
+    parameters and optimizer state it had at the start of that chunk (its lane of the batched program still
+    runs, and its results are discarded), and the step is recorded in ``diverged_step``.
 
     Raises:
       SweepInterrupted: Ctrl-C; carries the stacked state after the last complete chunk.
@@ -855,11 +856,11 @@ def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: 
                 metrics = jax.device_get(metrics)
                 finite_loss = np.isfinite(metrics["loss"])
                 ok = finite_loss.all(axis=0) & np.asarray(_models_finite(new_state.params))
-                if not ok.all():
-                    for i in np.flatnonzero(~ok & (diverged < 0)):
-                        bad = np.flatnonzero(~finite_loss[:, i])
-                        diverged[i] = step + (int(bad[0]) + 1 if bad.size else n)
-                    new_state = _keep_where(jnp.asarray(ok), new_state, state)
+                for i in np.flatnonzero(~ok & (diverged < 0)):
+                    bad = np.flatnonzero(~finite_loss[:, i])
+                    diverged[i] = step + (int(bad[0]) + 1 if bad.size else n)
+                if (diverged >= 0).any():  # diverged models stay frozen at their last finite state
+                    new_state = _keep_where(jnp.asarray(diverged < 0), new_state, state).replace(step=new_state.step)
                 state = new_state
                 step += n
                 info = SweepChunkInfo(state, step, total_steps, metrics, time.perf_counter() - start)
@@ -945,7 +946,8 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
       seeds: N seeds replacing the configs' (init and sampling keys).
       lrs: N peak learning rates replacing the configs'.
       num_models: N, when nothing else says it (e.g. one config and one image, N identical copies).
-      state: stacked state ``(N, ...)`` to continue from (from an earlier result with the same configs).
+      state: stacked state to continue from: an earlier result's ``(N, ...)`` or a :class:`SweepInterrupted`'s
+        (padding included), with the same configs.
       callbacks: extra :class:`SweepCallback` s after the built-in evaluator, history and progress bar.
       progress: show a progress bar.
       eval_every: steps between full-image PSNR evaluations (at chunk ends, as in ``fit``).
@@ -986,9 +988,10 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
         state, key_data = init_states(padded)
     else:
         leading = {x.shape[0] for x in jax.tree.leaves(state)}
-        if leading != {n}:
+        if leading not in ({n}, {total}):
             raise InputError(f"the state to continue from has model axes {sorted(leading)}, expected {n}")
-        state = jax.tree.map(lambda x: np.asarray(x)[order], jax.device_get(state))
+        if leading == {n}:  # a result's state; a SweepInterrupted state already holds the padding
+            state = jax.tree.map(lambda x: np.asarray(x)[order], jax.device_get(state))
         key_data = loop_key_data([c.seed for c in padded])
     state = _put(state, mesh, P(MODEL_AXIS))
     data, axes = images_to_pixel_data(images, total)

@@ -150,6 +150,7 @@ def test_diverging_model_does_not_stop_the_others():
     config = dataclasses.replace(BASE, batch_size=None)
     result = fit_many(config, np.stack([image_a(), bad]), progress=False)
     assert result.diverged_step.tolist() == [-1, 1]
+    assert np.asarray(result.state.step).tolist() == [20, 20]  # the step counter stays common
     assert np.isfinite(result.psnr[0]) and result.psnr[0] > 12 and np.isnan(result.psnr[1])
     initial, _ = init_states(result.configs[1:])  # model 1 keeps its last finite state: the initial one
     for got, want in zip(jax.tree.leaves(unstack(result, 1)["params"]), jax.tree.leaves(initial.params), strict=True):
