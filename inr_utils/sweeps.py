@@ -79,8 +79,8 @@ from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.training import (
     TrainingInterrupted,
     TrainState,
-    _deferred_sigint,
     create_train_state,
+    deferred_sigint,
     make_lr_schedule,
     make_train_chunk,
     make_train_step,
@@ -842,7 +842,7 @@ def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: 
     num_models = jax.tree.leaves(state.params)[0].shape[0]
     diverged = np.full(num_models, -1, np.int64)
     step = int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
-    with _deferred_sigint() as interrupted:
+    with deferred_sigint() as interrupted:
         try:
             while step < total_steps:
                 n = min(steps_per_call, total_steps - step)

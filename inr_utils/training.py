@@ -209,7 +209,7 @@ def _check_finite(state: TrainState, new_state: TrainState, metrics: dict[str, n
                           state)
 
 
-class _deferred_sigint:
+class deferred_sigint:
     """Context manager: while active (main thread only), Ctrl-C sets a flag instead of raising, so
     :func:`train` stops between chunks after every callback has seen the last chunk (history, checkpoints
     and state stay consistent). A second Ctrl-C raises ``KeyboardInterrupt`` at once."""
@@ -261,7 +261,7 @@ def train(state: TrainState, data: PixelData, key: jax.Array, train_step: Callab
     start = time.perf_counter()
     compile_s = 0.0
     compiled: dict[int, Any] = {}
-    with _deferred_sigint() as interrupted:
+    with deferred_sigint() as interrupted:
         try:
             while int(state.step) < total_steps:
                 n = min(steps_per_call, total_steps - int(state.step))
