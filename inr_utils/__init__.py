@@ -14,6 +14,8 @@ Modules:
   plots        -- the summary figure.
   config       -- ``FitConfig``.
   fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
+  sweeps       -- ``fit_many``: N fits of equal shapes (seeds, learning rates, layer hyperparameters, images)
+                  trained by one vmapped program, sharded over devices; CIFAR-10 batch loader.
 
 Words: a *signal* is the data an INR represents (an image); *coords* are its domain points in [-1, 1]
 (``(x, y)`` for images, see ``grids``); *values* are the signal at the coords, in [0, 1]; a *target* is the
