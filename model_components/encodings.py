@@ -11,6 +11,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from model_components.registry import Registry
 
@@ -120,6 +121,150 @@ class GaussianFourierFeatures(nn.Module):
             ),
         ).value  # (d, m)
         angles = 2.0 * math.pi * (coords @ matrix.astype(coords.dtype))  # (..., m)
+        parts = [jnp.cos(angles), jnp.sin(angles)]
+        if self.include_input:
+            parts.insert(0, coords)
+        return jnp.concatenate(parts, axis=-1)
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+@ENCODINGS.register("multiscale_fourier")
+class MultiScaleFourierFeatures(nn.Module):
+    """Multi-scale random Fourier features (Wang, Wang & Perdikaris 2021, "On the eigenvector bias of Fourier
+    feature networks: From regression to solving multi-scale PDEs with physics-informed neural networks",
+    Sec. 4): one Gaussian frequency matrix per scale,
+
+        gamma_i(v) = [cos(2 pi B_i v), sin(2 pi B_i v)],  B_i in R^{m x d},  (B_i)_jk ~ N(0, sigma_i^2),
+
+    for scales sigma_1 .. sigma_S. In the paper every gamma_i goes through the same MLP (shared weights) and the
+    S branch outputs meet at the last layer; an encoding can only shape the first layer's input, so it offers:
+
+      * ``combine="concat"`` (default): ``[gamma_1(v), ..., gamma_S(v)]``. The first layer then has its own
+        weights per scale and sums their contributions: ``W [gamma_1; ...; gamma_S] = sum_i W_i gamma_i``, the
+        per-scale branches with an unshared first layer.
+      * ``combine="sum"``: ``sum_i gamma_i(v)``. A first layer W then computes ``W sum_i gamma_i = sum_i W
+        gamma_i``: exactly the per-scale branches through one *shared* first linear map, summed (as in the
+        multi-scale decoder of LA-INR), with the bias counted once.
+
+    The matrices are drawn once at init from the ``"params"`` RNG (standard normals scaled per scale) and stored
+    as one ``(S, d, m)`` array ``B`` in the ``"constants"`` collection, so they are never trained.
+
+    Attributes:
+      num_features: m, random frequencies per scale.
+      scales: sigma_i, the standard deviations in cycles per unit of the coordinate domain ([-1, 1]), e.g.
+        ``(1.0, 10.0)``; a list or tuple of positive numbers.
+      combine: ``"concat"`` or ``"sum"``, see above.
+      include_input: whether v itself is prepended.
+
+    Shapes: ``(..., d) -> (..., 2 m S + d * include_input)`` (concat) or ``(..., 2 m + d * include_input)``
+    (sum). Block layout (concat): scale-major, each block ``[cos (m), sin (m)]``.
+    """
+
+    num_features: int = 128
+    scales: tuple[float, ...] = (1.0, 10.0)
+    combine: str = "concat"
+    include_input: bool = False
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        num_features = options.get("num_features", 128)
+        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features <= 0:
+            raise ValueError(f"num_features of multiscale_fourier must be a positive integer, got {num_features!r}")
+        scales = options.get("scales", (1.0, 10.0))
+        if not isinstance(scales, (list, tuple)) or not scales or not all(_positive_number(s) for s in scales):
+            raise ValueError(f"scales of multiscale_fourier must be a non-empty list of positive numbers, "
+                             f"got {scales!r}")
+        if options.get("combine", "concat") not in ("concat", "sum"):
+            raise ValueError(f"combine of multiscale_fourier must be 'concat' or 'sum', got {options['combine']!r}")
+
+    def output_dim(self, input_dim: int) -> int:
+        per_scale = 2 * self.num_features
+        features = per_scale * len(self.scales) if self.combine == "concat" else per_scale
+        return features + (input_dim if self.include_input else 0)
+
+    @nn.compact
+    def __call__(self, coords: jax.Array) -> jax.Array:
+        self.check_options({"num_features": self.num_features, "scales": tuple(self.scales),
+                            "combine": self.combine})
+        sigma = jnp.asarray(tuple(self.scales), jnp.float32)  # (S,)
+        shape = (len(self.scales), coords.shape[-1], self.num_features)
+        matrices = self.variable(
+            "constants", "B", lambda: sigma[:, None, None] * jax.random.normal(self.make_rng("params"), shape)
+        ).value  # (S, d, m)
+        angles = 2.0 * math.pi * jnp.einsum("...d,sdm->...sm", coords, matrices.astype(coords.dtype))  # (..., S, m)
+        bands = jnp.concatenate([jnp.cos(angles), jnp.sin(angles)], axis=-1)  # (..., S, 2m)
+        if self.combine == "sum":
+            features = jnp.sum(bands, axis=-2)
+        else:
+            features = bands.reshape(*bands.shape[:-2], -1)
+        return jnp.concatenate([coords, features], axis=-1) if self.include_input else features
+
+
+def lattice_frequencies(in_dim: int, max_frequency: int, half: bool = True) -> np.ndarray:
+    """Integer frequency vectors ``{k in Z^d : |k|_inf <= K}`` in lexicographic order (first axis slowest).
+
+    With ``half``, k = 0 and one of each pair (k, -k) are dropped (the one kept has its first non-zero
+    component positive): cos and sin of ``-k . x`` repeat those of ``k . x`` up to sign.
+
+    Returns:
+      ``(n, d)`` int32 array; n = (2K + 1)^d, or ((2K + 1)^d - 1) / 2 with ``half``.
+    """
+    axis = np.arange(-max_frequency, max_frequency + 1)
+    grid = np.stack(np.meshgrid(*([axis] * in_dim), indexing="ij"), axis=-1).reshape(-1, in_dim)
+    if half:
+        nonzero = grid != 0
+        first = np.where(nonzero.any(axis=1), grid[np.arange(len(grid)), nonzero.argmax(axis=1)], 0)
+        grid = grid[first > 0]
+    return grid.astype(np.int32)
+
+
+@ENCODINGS.register("lattice_fourier")
+class LatticeFourierFeatures(nn.Module):
+    """Fourier features on the integer lattice: a deterministic, complete Fourier basis of [-1, 1]^d up to
+    frequency K per axis (the Fourier-series view of Fourier feature networks; cf. Tancik et al. 2020, Sec. 4,
+    and Benbarka et al. 2022, "Seeing Implicit Neural Representations as Fourier Series"):
+
+        gamma(x) = [cos(pi k . x), sin(pi k . x)]  for k in {k in Z^d : |k|_inf <= K},
+
+    with coordinates x in [-1, 1] (so k = 1 is one period over the domain, period 2). With ``half`` (default)
+    k = 0 and the duplicates -k are dropped. The frequencies are fixed numbers computed at trace time (no
+    variables at all).
+
+    Attributes:
+      max_frequency: K >= 1, the largest |k_i|.
+      half: keep one of each (k, -k) and drop k = 0.
+      include_input: whether x itself is prepended.
+
+    Shapes: ``(..., d) -> (..., 2n + d * include_input)`` with n = ((2K + 1)^d - 1) / 2 (half) or (2K + 1)^d;
+    layout ``[x (if include_input), cos block (n), sin block (n)]``, frequencies in the order of
+    :func:`lattice_frequencies`. K = 8 in 2-D with ``half`` gives 288 features.
+    """
+
+    max_frequency: int = 8
+    half: bool = True
+    include_input: bool = False
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        k = options.get("max_frequency", 8)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"max_frequency of lattice_fourier must be an integer >= 1, got {k!r}")
+
+    def num_frequencies(self, input_dim: int) -> int:
+        full = (2 * self.max_frequency + 1) ** input_dim
+        return (full - 1) // 2 if self.half else full
+
+    def output_dim(self, input_dim: int) -> int:
+        return 2 * self.num_frequencies(input_dim) + (input_dim if self.include_input else 0)
+
+    @nn.compact
+    def __call__(self, coords: jax.Array) -> jax.Array:
+        self.check_options({"max_frequency": self.max_frequency})
+        freqs = lattice_frequencies(coords.shape[-1], self.max_frequency, self.half)  # (n, d)
+        angles = coords @ jnp.asarray(math.pi * freqs.T, coords.dtype)  # (..., n)
         parts = [jnp.cos(angles), jnp.sin(angles)]
         if self.include_input:
             parts.insert(0, coords)

@@ -87,7 +87,7 @@ def test_identity_encoding():
 
 
 def test_registry_names():
-    assert ENCODINGS.names() == ["fourier", "nerf", "none"]
+    assert ENCODINGS.names() == ["fourier", "hashgrid", "lattice_fourier", "multiscale_fourier", "nerf", "none"]
     assert ENCODINGS.get("nerf") is PositionalEncoding
     assert ENCODINGS.get("fourier") is GaussianFourierFeatures
 
