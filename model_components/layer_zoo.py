@@ -141,21 +141,36 @@ def _check_number(options: Mapping[str, Any], name: str, default: float, layer: 
         raise ValueError(f"layer {layer!r}: option {name} must be a finite number {bound}, got {value!r}")
 
 
-class _ZooLayer:
-    """Mixin of the zoo layers: option checks from class-level lists, PyTorch-default head, hyperparameters.
+class _ZooLayer(nn.Module):
+    """Base of the zoo layers: the shared fields, option checks from class-level lists, PyTorch-default head,
+    hyperparameters as variables.
+
+    Attributes (every zoo layer):
+      learnable: train the activation's hyperparameters (those in ``LEARNABLE``) with the weights, one
+        scalar each per layer.
+      is_first: whether this layer reads the (encoded) coordinates; only layers with a first-layer init
+        (FINER, HOSC, WIRE) use it.
 
     Class attributes:
       LAYER_NAME: the registry name (for error messages).
       HYPERPARAMETERS: activation hyperparameters, stored as variables by :func:`layers.hyperparameter`.
       LEARNABLE: those of them that ``learnable=True`` trains (default: all).
       POSITIVE: options that must be > 0; NON_NEGATIVE: options that must be >= 0.
+      ACTIVATION: for layers that are ``ACTIVATION(x W + b, *hyperparameters[, fast])`` with PyTorch's default
+        init (the default ``__call__``): the activation function.
     """
+
+    features: int
+    learnable: bool = False
+    is_first: bool = False
+    dtype: Any = None
 
     LAYER_NAME: ClassVar[str] = ""
     HYPERPARAMETERS: ClassVar[tuple[str, ...]] = ()
     LEARNABLE: ClassVar[tuple[str, ...] | None] = None
     POSITIVE: ClassVar[tuple[str, ...]] = ()
     NON_NEGATIVE: ClassVar[tuple[str, ...]] = ()
+    ACTIVATION: ClassVar[Callable[..., jax.Array] | None] = None
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -187,143 +202,114 @@ class _ZooLayer:
         return Linear(self.features, kernel_init=kernel_init,
                       bias_init=bias_init or initializers.torch_default_init, dtype=self.dtype)(x)
 
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``ACTIVATION(x W + b, *hyperparameters[, fast])``; layers with other structure override this."""
+        z = Linear(self.features, dtype=self.dtype)(x)
+        fast = {"fast": self.fast} if hasattr(self, "fast") else {}
+        return type(self).ACTIVATION(z, *(self._hp(name) for name in self.HYPERPARAMETERS), **fast)
+
 
 # ------------------------------------------------------------------------ "Beyond periodicity" family
 
 
 @LAYERS.register("gauss")
-class GaussLayer(_ZooLayer, nn.Module):
+class GaussLayer(_ZooLayer):
     """Gaussian-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``exp(-z^2 / (2 sigma^2))`` with ``z = x W + b``.
 
     W and b use PyTorch's default U(-1/sqrt(n), 1/sqrt(n)) (no special init is needed for these
     activations), and so does the INR's head.
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       sigma: width of the Gaussian (the paper's ``a``); smaller is more local, i.e. higher frequencies.
         0.05 fits images best among the values we tried for coordinates in [-1, 1].
       learnable: train sigma with the weights (one scalar per layer).
-      is_first: whether this layer reads the coordinates (unused: same init everywhere).
-      dtype: compute dtype of the matrix product, see :class:`layers.Linear`.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in (0, 1].
     """
 
-    features: int
     sigma: float = 0.05
-    learnable: bool = False
-    is_first: bool = False
-    dtype: Any = None
 
     LAYER_NAME = "gauss"
     HYPERPARAMETERS = ("sigma",)
     POSITIVE = ("sigma",)
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return gauss(Linear(self.features, dtype=self.dtype)(x), self._hp("sigma"))
+    ACTIVATION = staticmethod(gauss)
 
 
 @LAYERS.register("quadratic")
-class QuadraticLayer(_ZooLayer, nn.Module):
+class QuadraticLayer(_ZooLayer):
     """Quadratic-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``1 / (1 + (a z)^2)`` with ``z = x W + b``.
 
     W and b: PyTorch default U(-1/sqrt(n), 1/sqrt(n)), as is the head.
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       a: sharpness (inverse width) of the bump.
       learnable: train a with the weights.
-      is_first: unused (same init everywhere).
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in (0, 1].
     """
 
-    features: int
     a: float = 30.0
-    learnable: bool = False
-    is_first: bool = False
-    dtype: Any = None
 
     LAYER_NAME = "quadratic"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return quadratic(Linear(self.features, dtype=self.dtype)(x), self._hp("a"))
+    ACTIVATION = staticmethod(quadratic)
 
 
 @LAYERS.register("multiquadratic")
-class MultiQuadraticLayer(_ZooLayer, nn.Module):
+class MultiQuadraticLayer(_ZooLayer):
     """Multi-quadratic-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying
     Framework for Activations in Coordinate-MLPs", Table 1): ``1 / sqrt(1 + (a z)^2)`` with ``z = x W + b``.
 
     W and b: PyTorch default U(-1/sqrt(n), 1/sqrt(n)), as is the head.
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       a: sharpness (inverse width) of the bump.
       learnable: train a with the weights.
-      is_first: unused (same init everywhere).
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in (0, 1].
     """
 
-    features: int
     a: float = 60.0
-    learnable: bool = False
-    is_first: bool = False
-    dtype: Any = None
 
     LAYER_NAME = "multiquadratic"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return multiquadratic(Linear(self.features, dtype=self.dtype)(x), self._hp("a"))
+    ACTIVATION = staticmethod(multiquadratic)
 
 
 @LAYERS.register("laplacian")
-class LaplacianLayer(_ZooLayer, nn.Module):
+class LaplacianLayer(_ZooLayer):
     """Laplacian-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``exp(-|z| / a)`` with ``z = x W + b``.
 
     W and b: PyTorch default U(-1/sqrt(n), 1/sqrt(n)), as is the head. The kink at ``z = 0`` gets JAX's
     derivative of ``|z|`` there (0).
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       a: width of the peak.
       learnable: train a with the weights.
-      is_first: unused (same init everywhere).
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in (0, 1].
     """
 
-    features: int
     a: float = 0.03
-    learnable: bool = False
-    is_first: bool = False
-    dtype: Any = None
 
     LAYER_NAME = "laplacian"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return laplacian(Linear(self.features, dtype=self.dtype)(x), self._hp("a"))
+    ACTIVATION = staticmethod(laplacian)
 
 
 @LAYERS.register("supergaussian")
-class SuperGaussianLayer(_ZooLayer, nn.Module):
+class SuperGaussianLayer(_ZooLayer):
     """Super-Gaussian-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying
     Framework for Activations in Coordinate-MLPs", Table 1): ``[exp(-z^2 / (2 a^2))]^b`` with ``z = x W + b``.
 
@@ -331,65 +317,47 @@ class SuperGaussianLayer(_ZooLayer, nn.Module):
     ``a / sqrt(b)``; a and b are kept separate (and separately learnable) to follow the paper.
     W and b: PyTorch default U(-1/sqrt(n), 1/sqrt(n)), as is the head.
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       a: width of the Gaussian before the power.
       b: power.
       learnable: train a and b with the weights.
-      is_first: unused (same init everywhere).
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in (0, 1].
     """
 
-    features: int
     a: float = 0.05
     b: float = 2.0
-    learnable: bool = False
-    is_first: bool = False
-    dtype: Any = None
 
     LAYER_NAME = "supergaussian"
     HYPERPARAMETERS = ("a", "b")
     POSITIVE = ("a", "b")
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return supergaussian(Linear(self.features, dtype=self.dtype)(x), self._hp("a"), self._hp("b"))
+    ACTIVATION = staticmethod(supergaussian)
 
 
 @LAYERS.register("expsin")
-class ExpSinLayer(_ZooLayer, nn.Module):
+class ExpSinLayer(_ZooLayer):
     """ExpSin-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``exp(-sin(a z))`` with ``z = x W + b``.
 
     W and b: PyTorch default U(-1/sqrt(n), 1/sqrt(n)), as is the head.
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       a: frequency of the inner sine.
       learnable: train a with the weights.
-      is_first: unused (same init everywhere).
       fast: use :func:`fast_math.fast_sin` instead of ``jnp.sin``.
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in [1/e, e].
     """
 
-    features: int
     a: float = 5.0
-    learnable: bool = False
-    is_first: bool = False
     fast: bool = True
-    dtype: Any = None
 
     LAYER_NAME = "expsin"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return expsin(Linear(self.features, dtype=self.dtype)(x), self._hp("a"), self.fast)
+    ACTIVATION = staticmethod(expsin)
 
 
 # ----------------------------------------------------------------------------------------------- WIRE
@@ -438,7 +406,7 @@ class ComplexLinear(nn.Module):
 
 
 @LAYERS.register("wire")
-class WireLayer(_ZooLayer, nn.Module):
+class WireLayer(_ZooLayer):
     """WIRE layer (Saragadam et al. 2023, "WIRE: Wavelet Implicit Neural Representations"): complex
     Gabor wavelet ``exp(i omega0 z) exp(-|s0 z|^2)`` of ``z = x W + b``.
 
@@ -450,25 +418,20 @@ class WireLayer(_ZooLayer, nn.Module):
     init. The reference divides the hidden width by sqrt(2) to keep the parameter count of a real network
     of the same width (see the ``wire`` preset).
 
-    Attributes:
+    Attributes (besides :class:`_ZooLayer`'s):
       features: output width (complex features).
       omega0: frequency of the wavelet's carrier (20 in the reference code, first and later layers).
       s0: inverse width of its Gaussian envelope (10 in the reference code).
       learnable: train omega0 and s0 with the weights (one scalar each per layer).
       is_first: real weights on real inputs (the coordinates).
       fast: use :func:`fast_math.fast_sin` / ``fast_cos`` instead of ``jnp.sin`` / ``jnp.cos``.
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in)`` real (first layer) or complex -> ``(..., features)`` complex64.
     """
 
-    features: int
     omega0: float = 20.0
     s0: float = 10.0
-    learnable: bool = False
-    is_first: bool = False
     fast: bool = True
-    dtype: Any = None
 
     LAYER_NAME = "wire"
     HYPERPARAMETERS = ("omega0", "s0")
@@ -488,7 +451,7 @@ class WireLayer(_ZooLayer, nn.Module):
 
 
 @LAYERS.register("wire_real")
-class RealWireLayer(_ZooLayer, nn.Module):
+class RealWireLayer(_ZooLayer):
     """Real Gabor wavelet layer (Saragadam et al. 2023, "WIRE: Wavelet Implicit Neural Representations"):
     ``cos(omega0 z) exp(-(s0 z)^2)`` with ``z = x W + b`` real.
 
@@ -496,41 +459,31 @@ class RealWireLayer(_ZooLayer, nn.Module):
     variant feeds the cosine and the envelope from two separate linear maps; this layer uses the one
     pre-activation of the formula.)
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       omega0: frequency of the carrier.
       s0: inverse width of the Gaussian envelope.
       learnable: train omega0 and s0 with the weights.
-      is_first: unused (same init everywhere).
       fast: use :func:`fast_math.fast_cos` instead of ``jnp.cos``.
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in [-1, 1].
     """
 
-    features: int
     omega0: float = 20.0
     s0: float = 10.0
-    learnable: bool = False
-    is_first: bool = False
     fast: bool = True
-    dtype: Any = None
 
     LAYER_NAME = "wire_real"
     HYPERPARAMETERS = ("omega0", "s0")
     POSITIVE = ("omega0", "s0")
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        z = Linear(self.features, dtype=self.dtype)(x)
-        return real_gabor_wavelet(z, self._hp("omega0"), self._hp("s0"), self.fast)
+    ACTIVATION = staticmethod(real_gabor_wavelet)
 
 
 # ------------------------------------------------------------------------------- sine-like: FINER, HOSC, sinc
 
 
 @LAYERS.register("finer")
-class FinerLayer(_ZooLayer, nn.Module):
+class FinerLayer(_ZooLayer):
     """FINER layer (Liu et al. 2024, "FINER: Flexible spectral-bias tuning in Implicit NEural Representation
     by Variable-periodic Activation Functions"): ``sin(omega0 (|z| + 1) z)`` with ``z = x W + b``.
 
@@ -539,29 +492,22 @@ class FinerLayer(_ZooLayer, nn.Module):
     (:func:`initializers.finer_first_bias_init`), a large k giving the network a wide initial spectrum;
     later biases use SIREN's U(-1/sqrt(n), 1/sqrt(n)). The head uses SIREN's hidden init.
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       omega0: frequency factor (30 as in SIREN).
       first_bias_scale: k of the first layer's bias init. k = 1 fitted better than k = 20 in our check
         (64x64 astronaut, 300 steps: 133 dB against 80 dB); larger k suits signals with more high frequencies.
       scale_grad: differentiate through the ``|z| + 1`` factor; ``False`` treats it as a constant in the
         backward pass, as the FINER reference code does by default (``scale_req_grad=False``).
       learnable: train omega0 with the weights.
-      is_first: whether this layer reads the coordinates.
       fast: use :func:`fast_math.fast_sin` instead of ``jnp.sin``.
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in [-1, 1].
     """
 
-    features: int
     omega0: float = 30.0
     first_bias_scale: float = 1.0
     scale_grad: bool = False
-    learnable: bool = False
-    is_first: bool = False
     fast: bool = True
-    dtype: Any = None
 
     LAYER_NAME = "finer"
     HYPERPARAMETERS = ("omega0",)
@@ -581,7 +527,7 @@ class FinerLayer(_ZooLayer, nn.Module):
 
 
 @LAYERS.register("hosc")
-class HoscLayer(_ZooLayer, nn.Module):
+class HoscLayer(_ZooLayer):
     """HOSC layer (Serrano et al. 2024, "HOSC: A Periodic Activation Function for Preserving Sharp Features
     in Implicit Neural Representations"): ``tanh(beta sin(omega0 z))`` with ``z = x W + b``.
 
@@ -591,25 +537,18 @@ class HoscLayer(_ZooLayer, nn.Module):
     default; the head uses SIREN's hidden init. A large beta makes the activation close to a square wave,
     which keeps sharp edges sharp.
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       beta: sharpness of the saturated sine.
       omega0: SIREN frequency factor (always a constant, even when ``learnable``).
       learnable: train beta with the weights (AdaHOSC, see :class:`AdaHoscLayer`).
-      is_first: whether this layer reads the coordinates.
       fast: use :func:`fast_math.fast_sin` instead of ``jnp.sin``.
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in (-1, 1).
     """
 
-    features: int
     beta: float = 8.0
     omega0: float = 30.0
-    learnable: bool = False
-    is_first: bool = False
     fast: bool = True
-    dtype: Any = None
 
     LAYER_NAME = "hosc"
     HYPERPARAMETERS = ("beta", "omega0")
@@ -640,7 +579,7 @@ class AdaHoscLayer(HoscLayer):
 
 
 @LAYERS.register("sinc")
-class SincLayer(_ZooLayer, nn.Module):
+class SincLayer(_ZooLayer):
     """Sinc-activated layer (Saratchandran et al. 2024, "A sampling theory perspective on activations for
     implicit neural representations"): ``sinc(omega z) = sin(omega z) / (omega z)`` (1 at 0) with
     ``z = x W + b``.
@@ -649,32 +588,22 @@ class SincLayer(_ZooLayer, nn.Module):
     same group's "beyond periodicity" work. (SIREN's init with omega in place of omega0 fitted far worse in
     our check: 27 dB against 81 dB on the 64x64 astronaut, 300 steps.)
 
-    Attributes:
-      features: output width.
+    Attributes (besides :class:`_ZooLayer`'s):
       omega: bandwidth factor of the sinc.
       learnable: train omega with the weights.
-      is_first: whether this layer reads the coordinates.
       fast: use :func:`fast_math.fast_sin` instead of ``jnp.sin``.
-      dtype: compute dtype of the matrix product.
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in [-0.22, 1].
     """
 
-    features: int
     omega: float = 30.0
-    learnable: bool = False
-    is_first: bool = False
     fast: bool = True
-    dtype: Any = None
 
     LAYER_NAME = "sinc"
     HYPERPARAMETERS = ("omega",)
     POSITIVE = ("omega",)
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        z = Linear(self.features, dtype=self.dtype)(x)
-        return sinc(z, self._hp("omega"), self.fast)
+    ACTIVATION = staticmethod(sinc)
 
 
 #: Registered zoo layer names -> classes (the names their presets also carry).
