@@ -76,6 +76,7 @@ from inr_utils.errors import InputError
 from inr_utils.grids import make_grid, pixel_centers
 from inr_utils.losses import LOSSES
 from inr_utils.samplers import PixelData, make_sampler
+from inr_utils.tables import to_csv, to_markdown
 from inr_utils.training import (
     TrainingInterrupted,
     TrainState,
@@ -1136,27 +1137,6 @@ def sweep_rows(result: SweepResult, labels: Sequence[Mapping[str, Any]], ssim: n
     return rows
 
 
-def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def rows_to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
-    for row in rows:
-        cells = [f"{v:g}" if isinstance(v, float) else str(v) for v in (row.get(f, "") for f in fields)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def sweep_figure(path: str | Path, result: SweepResult, labels: Sequence[Mapping[str, Any]], recons: np.ndarray,
                  max_thumbnails: int = 36, title: str = "") -> None:
     """Saves a PNG: PSNR curves of every model (left; per-step batch PSNR, dots at full-image evaluations)
@@ -1234,11 +1214,11 @@ def run_sweep(configs: Sequence[FitConfig], labels: Sequence[Mapping[str, Any]],
     recons = render_many(result.model.apply, result.variables, height, width)
     psnr, ssim = score_reconstructions(recons, images)
     rows = sweep_rows(result, labels, ssim)
-    (out / "results.csv").write_text(rows_to_csv(rows))
-    (out / "results.md").write_text(rows_to_markdown(rows))
+    (out / "results.csv").write_text(to_csv(rows))
+    (out / "results.md").write_text(to_markdown(rows))
     curve_rows = [{"step": int(s), **{f"model_{i}": round(float(p), 4) for i, p in enumerate(psnrs)}}
                   for s, psnrs in zip(result.history.eval_steps, result.history.full_psnr, strict=True)]
-    (out / "curves.csv").write_text(rows_to_csv(curve_rows) if curve_rows else "step\n")
+    (out / "curves.csv").write_text(to_csv(curve_rows) if curve_rows else "step\n")
     summary = {
         "num_models": result.num_models, "devices": result.num_devices, "steps": result.steps_run,
         "wall_s": round(result.wall_s, 2), "compile_s": round(result.compile_s, 2), "init_s": round(result.init_s, 2),

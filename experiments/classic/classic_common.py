@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import io
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from inr_utils.images import load_image, skimage_image  # noqa: E402
 from inr_utils.metrics import psnr, ssim  # noqa: E402
 from inr_utils.rendering import render  # noqa: E402
 from inr_utils.samplers import image_to_pixel_data  # noqa: E402
+from inr_utils.tables import Row, csv_cell, is_missing, markdown_cell, to_csv, to_markdown  # noqa: E402,F401
 from inr_utils.training import (  # noqa: E402
     ChunkInfo,
     DivergenceError,
@@ -53,81 +53,7 @@ from inr_utils.training import (  # noqa: E402
 )
 from model_components.inrs import MLPINR, build_model, count_params, model_config  # noqa: E402
 
-Row = Mapping[str, Any]
-
 # --------------------------------------------------------------------------------------------- tables
-
-
-def is_missing(value: Any) -> bool:
-    """True for ``None`` and float NaN (cells written empty in CSV and as ``n/a`` in Markdown)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def csv_cell(value: Any) -> str:
-    """One CSV cell: missing -> ``""``, floats with 6 significant digits, everything else ``str``."""
-    if is_missing(value):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def to_csv(rows: Sequence[Row], columns: Sequence[str]) -> str:
-    """CSV text (header line, then one line per row, ``\\n`` line ends) of ``columns`` of ``rows``; a column
-    a row lacks is an empty cell."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([csv_cell(row.get(column)) for column in columns])
-    return buffer.getvalue()
-
-
-def markdown_cell(value: Any, fmt: str | None = None) -> str:
-    """One Markdown cell: missing -> ``n/a``; ``fmt`` (a ``str.format`` pattern such as ``"{:.2f}"``) if
-    given; else ints with thousands separators, floats with 4 significant digits, the rest ``str``. Pipes are
-    escaped."""
-    if is_missing(value):
-        return "n/a"
-    if fmt is not None:
-        text = fmt.format(value)
-    elif isinstance(value, bool):
-        text = str(value)
-    elif isinstance(value, int):
-        text = f"{value:,}"
-    elif isinstance(value, float):
-        text = f"{value:.4g}"
-    else:
-        text = str(value)
-    return text.replace("|", "\\|")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def to_markdown(rows: Sequence[Row], columns: Sequence[str], formats: Mapping[str, str] | None = None,
-                headers: Mapping[str, str] | None = None) -> str:
-    """A GitHub Markdown table of ``columns`` of ``rows``, ending in a newline.
-
-    Args:
-      rows: one mapping per table row.
-      columns: keys to show, in order.
-      formats: column -> ``str.format`` pattern (default per value type, see :func:`markdown_cell`).
-      headers: column -> header text (default: the column name).
-
-    Columns whose present values are all numbers are right-aligned (``---:``), the others left-aligned.
-    """
-    formats, headers = formats or {}, headers or {}
-    lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |"]
-    align = []
-    for column in columns:
-        values = [row.get(column) for row in rows if not is_missing(row.get(column))]
-        align.append("---:" if values and all(_is_number(v) for v in values) else "---")
-    lines.append("|" + "|".join(align) + "|")
-    for row in rows:
-        lines.append("| " + " | ".join(markdown_cell(row.get(c), formats.get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def pivot(rows: Sequence[Row], index: str, columns: str, value: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -671,6 +597,46 @@ def run_grid(jobs: Sequence[GridJob], experiment: str, disable_progress: bool, w
     finally:
         bar.close()
     return [(jobs[i], done[i][0]) for i in range(len(jobs))]
+
+
+@dataclasses.dataclass
+class GridRun:
+    """What :func:`run_model_image_grid` did: the run folder, the presets, the ``(label, spec, image)`` triples,
+    the ``(job, fit)`` pairs (``None`` after a Ctrl-C), the result rows and the settings of ``results.md``."""
+
+    out: Path
+    models: list[str]
+    images: list[tuple[str, str, np.ndarray]]
+    fits: list[tuple[GridJob, ScoredFit]] | None
+    rows: list[dict[str, Any]]
+    settings: dict[str, Any]
+
+
+def run_model_image_grid(args: argparse.Namespace, experiment: str,
+                         markdown: Callable[[list[dict[str, Any]], Mapping[str, Any]], str]) -> GridRun:
+    """Every preset of ``args.models`` (default: all) on every image of ``args.images``: makes the run folder,
+    writes ``configs.json``, runs :func:`run_grid` and keeps ``results.csv`` / ``results.md`` (the latter from
+    ``markdown(rows, settings)``) up to date after each fit. The image-types and shoot-out experiments."""
+    from model_components.inrs import MODEL_PRESETS
+
+    models = check_presets(args.models or list(MODEL_PRESETS), MODEL_PRESETS)
+    images = load_images(args.images, args.size)
+    jobs = grid_jobs(models, images, args)
+    out = make_run_dir(args.out, experiment)
+    announce(f"writing to {out}")
+    write_configs(out, experiment, args, [{"model": j.model, "image": j.image_spec, "config": j.config.to_dict()}
+                                          for j in jobs])
+    settings = {"images": ", ".join(f"{label} {im.shape[1]}x{im.shape[0]}x{im.shape[2]}" for label, _, im in images),
+                "steps": args.steps, "batch size": args.batch_size, "seed": args.seed,
+                "training": "each preset's recommended settings (PRESET_TRAINING; lr column)"}
+    run = GridRun(out, models, images, None, [], settings)
+
+    def write(rows: list[dict[str, Any]], fits: list) -> None:
+        run.rows = rows
+        write_results(out, rows, GRID_COLUMNS, markdown(rows, settings))
+
+    run.fits = run_grid(jobs, experiment, args.no_progress, write, together=not args.no_sweep)
+    return run
 
 
 def add_sweep_flag(group: Any) -> None:

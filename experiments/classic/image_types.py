@@ -92,28 +92,12 @@ def make_figure(path: Path, images: list, fits: list, models: list[str]) -> None
 
 def main() -> int:
     args = build_parser().parse_args()
-    models = cc.check_presets(args.models or list(MODEL_PRESETS), MODEL_PRESETS)
-    images = cc.load_images(args.images, args.size)
-    jobs = cc.grid_jobs(models, images, args)
-    out = cc.make_run_dir(args.out, EXPERIMENT)
-    cc.announce(f"writing to {out}")
-    cc.write_configs(out, EXPERIMENT, args, [{"model": j.model, "image": j.image_spec, "config": j.config.to_dict()}
-                                             for j in jobs])
-    settings = {"images": ", ".join(f"{label} {im.shape[1]}x{im.shape[0]}x{im.shape[2]}" for label, _, im in images),
-                "steps": args.steps, "batch size": args.batch_size, "seed": args.seed,
-                "training": "each preset's recommended settings (lr column)"}
-    latest: dict[str, list[dict]] = {"rows": []}
-
-    def write(rows: list[dict], fits: list) -> None:
-        latest["rows"] = rows
-        cc.write_results(out, rows, cc.GRID_COLUMNS, markdown(rows, settings))
-
-    fits = cc.run_grid(jobs, EXPERIMENT, args.no_progress, write, together=not args.no_sweep)
-    if fits is None:
-        return cc.interrupted(out)
-    make_figure(out / "figure.png", images, fits, models)
-    cc.announce(f"results in {out}")
-    print(markdown(latest["rows"], settings), end="")
+    run = cc.run_model_image_grid(args, EXPERIMENT, markdown)
+    if run.fits is None:
+        return cc.interrupted(run.out)
+    make_figure(run.out / "figure.png", run.images, run.fits, run.models)
+    cc.announce(f"results in {run.out}")
+    print(markdown(run.rows, run.settings), end="")
     return 0
 
 
