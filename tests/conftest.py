@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -94,16 +95,22 @@ def run_script(script: str, *args: str, timeout: float = 240, env: dict | None =
 _SCRIPT_MODULES: dict[str, object] = {}
 
 
-def run_script_in_process(script: str, *args: str) -> tuple[int, str, str]:
-    """Runs ``experiments/<script>``'s ``run_cli(main)`` in this process with ``sys.argv`` set, capturing its
-    exit code, stdout and stderr: the same code path as the command line without paying JAX's start-up again.
-    Only for inputs rejected before any computation (an unexpected exception propagates, like a traceback)."""
+def load_script(script: str) -> Any:
+    """Imports ``experiments/<script>`` (e.g. ``"classic/resolution.py"``) as a module, once per session."""
     if script not in _SCRIPT_MODULES:
         spec = importlib.util.spec_from_file_location(f"_cli_{Path(script).stem}", REPO_ROOT / "experiments" / script)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses defined in the script look their module up there
         spec.loader.exec_module(module)
         _SCRIPT_MODULES[script] = module
-    module = _SCRIPT_MODULES[script]
+    return _SCRIPT_MODULES[script]
+
+
+def run_script_in_process(script: str, *args: str) -> tuple[int, str, str]:
+    """Runs ``experiments/<script>``'s ``run_cli(main)`` in this process with ``sys.argv`` set, capturing its
+    exit code, stdout and stderr: the same code path as the command line without paying JAX's start-up again
+    (an unexpected exception propagates, like a traceback)."""
+    module = load_script(script)
     out, err = io.StringIO(), io.StringIO()
     argv = sys.argv
     sys.argv = [script, *map(str, args)]

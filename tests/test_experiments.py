@@ -8,9 +8,6 @@ one bad-input run goes through a real subprocess to check the scripts' import se
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import json
 import math
 import sys
@@ -18,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, run_script
+from conftest import REPO_ROOT, load_script, run_script, run_script_in_process
 
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
@@ -32,35 +29,9 @@ sys.path[:0] = [str(CLASSIC), str(CLASSIC.parent)]  # as the scripts do: they im
 import classic_common as cc  # noqa: E402
 
 
-def _load(name: str):
-    """Imports ``experiments/classic/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(f"_classic_{name}", CLASSIC / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_SCRIPTS: dict[str, object] = {}
-
-
 def _run(script: str, *args) -> tuple[int, str, str]:
-    """Runs ``experiments/classic/<script>``'s ``run_cli(main)`` in this process with ``sys.argv`` set;
-    returns (exit code, stdout, stderr)."""
-    if script not in _SCRIPTS:
-        _SCRIPTS[script] = _load(script[:-3])
-    module = _SCRIPTS[script]
-    out, err = io.StringIO(), io.StringIO()
-    argv, sys.argv = sys.argv, [script, *map(str, args)]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            module.run_cli(module.main)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, out.getvalue(), err.getvalue()
+    """Runs ``experiments/classic/<script>`` in this process; returns (exit code, stdout, stderr)."""
+    return run_script_in_process(f"classic/{script}", *args)
 
 
 def _ok(result: tuple[int, str, str]) -> tuple[int, str, str]:
@@ -138,7 +109,7 @@ def test_load_source_names_and_errors(tmp_path):
 
 def test_every_flag_documents_its_default():
     for script in SCRIPTS:
-        parser = _load(script[:-3]).build_parser()
+        parser = load_script(f"classic/{script}").build_parser()
         for action in parser._actions:
             if action.dest != "help":
                 assert action.help and "default" in action.help, (script, action.dest)
@@ -153,7 +124,7 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def test_positional_encoding_variants():
-    pe = _load("positional_encoding")
+    pe = load_script("classic/positional_encoding.py")
     assert pe.parse_variant("pe15") == pe.Variant("pe15", "PE L=15", "relu_pe", {"num_frequencies": 15})
     assert pe.parse_variant("none").overrides == {"num_frequencies": 0}
     assert pe.parse_variant("ffn").label == "Fourier features m=256, σ=10.0"

@@ -639,6 +639,24 @@ def run_model_image_grid(args: argparse.Namespace, experiment: str,
     return run
 
 
+def grid_parser(description: str, experiment: str, default_images: Sequence[str], examples: str,
+                parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The command line of a presets x images experiment: ``--images`` (default ``default_images``; ``examples``
+    names a few more in the help), ``--models``, ``--no-sweep`` and the run flags (2000 steps)."""
+    from model_components.inrs import MODEL_PRESETS
+
+    p = parser_class(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("experiment")
+    g.add_argument("--images", nargs="+", default=list(default_images), metavar="IMAGE",
+                   help=f"images: PNG/JPEG paths or scikit-image test image names, e.g. {examples} "
+                        f"(default: {' '.join(default_images)})")
+    g.add_argument("--models", nargs="+", metavar="PRESET",
+                   help=f"model presets to compare (default: every registered preset: {' '.join(MODEL_PRESETS)})")
+    add_sweep_flag(g)
+    add_run_flags(p, experiment, steps=2000)
+    return p
+
+
 def add_sweep_flag(group: Any) -> None:
     """``--no-sweep``: fit one image at a time instead of one preset's equal-size images at once."""
     group.add_argument("--no-sweep", action="store_true",

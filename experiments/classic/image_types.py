@@ -14,7 +14,6 @@ configs.json.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,23 +23,12 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import classic_common as cc  # noqa: E402
 from cli_common import OneLineArgumentParser, run_cli  # noqa: E402
 
-from model_components.inrs import MODEL_PRESETS  # noqa: E402
-
 EXPERIMENT = "image_types"
 DEFAULT_IMAGES = ("astronaut", "logo", "grass")
 
 
 def build_parser() -> OneLineArgumentParser:
-    p = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("experiment")
-    g.add_argument("--images", nargs="+", default=list(DEFAULT_IMAGES), metavar="IMAGE",
-                   help="images: PNG/JPEG paths or scikit-image test image names, e.g. horse, brick, gravel "
-                        f"(default: {' '.join(DEFAULT_IMAGES)})")
-    g.add_argument("--models", nargs="+", metavar="PRESET",
-                   help=f"model presets to compare (default: every registered preset: {' '.join(MODEL_PRESETS)})")
-    cc.add_sweep_flag(g)
-    cc.add_run_flags(p, EXPERIMENT, steps=2000)
-    return p
+    return cc.grid_parser(__doc__, EXPERIMENT, DEFAULT_IMAGES, "horse, brick, gravel", OneLineArgumentParser)
 
 
 def markdown(rows: list[dict], settings: dict) -> str:
