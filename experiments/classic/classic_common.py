@@ -1,4 +1,4 @@
-"""Helpers shared by the classic INR experiments in this folder: result tables (CSV and Markdown), figure
+"""Helpers shared by the classic INR experiments in this folder: result tables (via inr_utils.tables), figure
 pieces, test images by name, the run folder, and one scored fit.
 
 The scripts import this module as ``classic_common`` (they put this folder first on ``sys.path``), so each runs
@@ -43,7 +43,7 @@ from inr_utils.images import load_image, skimage_image  # noqa: E402
 from inr_utils.metrics import psnr, ssim  # noqa: E402
 from inr_utils.rendering import render  # noqa: E402
 from inr_utils.samplers import image_to_pixel_data  # noqa: E402
-from inr_utils.tables import Row, csv_cell, is_missing, markdown_cell, to_csv, to_markdown  # noqa: E402,F401
+from inr_utils.tables import Row, is_missing, to_csv, to_markdown  # noqa: E402,F401  (re-exported to the scripts)
 from inr_utils.training import (  # noqa: E402
     ChunkInfo,
     DivergenceError,
