@@ -146,10 +146,12 @@ class _ZooLayer(nn.Module):
     hyperparameters as variables.
 
     Attributes (every zoo layer):
+      features: output width.
       learnable: train the activation's hyperparameters (those in ``LEARNABLE``) with the weights, one
         scalar each per layer.
       is_first: whether this layer reads the (encoded) coordinates; only layers with a first-layer init
         (FINER, HOSC, WIRE) use it.
+      dtype: compute dtype of the matrix product, see :class:`layers.Linear`.
 
     Class attributes:
       LAYER_NAME: the registry name (for error messages).
