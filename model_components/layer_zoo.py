@@ -236,7 +236,6 @@ class GaussLayer(_ZooLayer):
     LAYER_NAME = "gauss"
     HYPERPARAMETERS = ("sigma",)
     POSITIVE = ("sigma",)
-
     ACTIVATION = staticmethod(gauss)
 
 
@@ -259,7 +258,6 @@ class QuadraticLayer(_ZooLayer):
     LAYER_NAME = "quadratic"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
-
     ACTIVATION = staticmethod(quadratic)
 
 
@@ -282,7 +280,6 @@ class MultiQuadraticLayer(_ZooLayer):
     LAYER_NAME = "multiquadratic"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
-
     ACTIVATION = staticmethod(multiquadratic)
 
 
@@ -306,7 +303,6 @@ class LaplacianLayer(_ZooLayer):
     LAYER_NAME = "laplacian"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
-
     ACTIVATION = staticmethod(laplacian)
 
 
@@ -333,7 +329,6 @@ class SuperGaussianLayer(_ZooLayer):
     LAYER_NAME = "supergaussian"
     HYPERPARAMETERS = ("a", "b")
     POSITIVE = ("a", "b")
-
     ACTIVATION = staticmethod(supergaussian)
 
 
@@ -358,7 +353,6 @@ class ExpSinLayer(_ZooLayer):
     LAYER_NAME = "expsin"
     HYPERPARAMETERS = ("a",)
     POSITIVE = ("a",)
-
     ACTIVATION = staticmethod(expsin)
 
 
@@ -418,7 +412,7 @@ class WireLayer(_ZooLayer):
     parts drawn independently). The INR head reads ``[Re h, Im h]`` with a real layer, which equals the
     reference's ``Re(W_out h + b_out)`` with complex W_out; :func:`initializers.wire_head_init` matches its
     init. The reference divides the hidden width by sqrt(2) to keep the parameter count of a real network
-    of the same width (see the ``wire`` preset).
+    of the same width; the ``wire`` preset (1 + 2 layers of 222) explains its choice in ``_WIRE_NOTE``.
 
     Attributes (besides :class:`_ZooLayer`'s):
       features: output width (complex features).
@@ -477,7 +471,6 @@ class RealWireLayer(_ZooLayer):
     LAYER_NAME = "wire_real"
     HYPERPARAMETERS = ("omega0", "s0")
     POSITIVE = ("omega0", "s0")
-
     ACTIVATION = staticmethod(real_gabor_wavelet)
 
 
@@ -604,7 +597,6 @@ class SincLayer(_ZooLayer):
     LAYER_NAME = "sinc"
     HYPERPARAMETERS = ("omega",)
     POSITIVE = ("omega",)
-
     ACTIVATION = staticmethod(sinc)
 
 
@@ -643,10 +635,10 @@ _PRESETS: dict[str, tuple[float, dict[str, Any], int, dict[str, Any]]] = {
 
 # _WIRE_NOTE: WIRE is 1 + 2 hidden layers of 222 complex features (about 200k parameters, and the reference
 # code's depth) with omega0 = 10: every extra Gabor layer makes its activations sparser (the envelope
-# exp(-s0^2 |z|^2) is near 0 for |z| > 0.3), and with 1 + 3 x 181 (256 / sqrt(2)) and the paper's omega0 = 20 it fitted 64x64
-# images (73 dB) but stalled on 256x256 ones. Astronaut 256x256, batches of 4096, lr 1e-3, 200 steps:
-# 1+3 x 181, omega0 20: 11.0 dB (lr 1e-4..5e-3 alike); 1+2 x 222, omega0 20: 14.7 dB; 1+3 x 181, omega0 10:
-# 24.0 dB; 1+2 x 222, omega0 10: 27.7 dB.
+# exp(-s0^2 |z|^2) is near 0 for |z| > 0.3), and with 1 + 3 x 181 (256 / sqrt(2)) and the paper's
+# omega0 = 20 it fitted 64x64 images (73 dB) but stalled on 256x256 ones. Astronaut 256x256, batches of
+# 4096, lr 1e-3, 200 steps: 1+3 x 181, omega0 20: 11.0 dB (lr 1e-4..5e-3 alike); 1+2 x 222, omega0 20:
+# 14.7 dB; 1+3 x 181, omega0 10: 24.0 dB; 1+2 x 222, omega0 10: 27.7 dB.
 _DEPTHS = {"wire": 2}
 
 for _name, (_lr, _options, _width, _head) in _PRESETS.items():
