@@ -199,8 +199,7 @@ def test_layer_shootout(workdir):
     for row in rows:
         _sane_psnr(row["psnr"])
         assert float(row["s_per_step"]) > 0
-        if cc.sweep_functions() is not None:  # the two equal-size images are fitted at once
-            assert row["fitted_with"] == "fit_many x2"
+        assert row["fitted_with"] == "fit_many x2"  # the two equal-size images are fitted at once
     text = (out / "results.md").read_text()
     assert "mean PSNR (dB)" in text and "| siren | 198,915 | 0.0001 |" in text
 

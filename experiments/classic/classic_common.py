@@ -43,6 +43,7 @@ from inr_utils.images import load_image, skimage_image  # noqa: E402
 from inr_utils.metrics import psnr, ssim  # noqa: E402
 from inr_utils.rendering import render  # noqa: E402
 from inr_utils.samplers import image_to_pixel_data  # noqa: E402
+from inr_utils.sweeps import fit_many, unstack_state  # noqa: E402
 from inr_utils.tables import Row, is_missing, to_csv, to_markdown  # noqa: E402,F401  (re-exported to the scripts)
 from inr_utils.training import (  # noqa: E402
     ChunkInfo,
@@ -51,7 +52,14 @@ from inr_utils.training import (  # noqa: E402
     TrainState,
     merge_variables,
 )
-from model_components.inrs import MLPINR, build_model, count_params, model_config  # noqa: E402
+from model_components.inrs import (  # noqa: E402
+    MLPINR,
+    MODEL_PRESETS,
+    PRESET_TRAINING,
+    build_model,
+    count_params,
+    model_config,
+)
 
 # --------------------------------------------------------------------------------------------- tables
 
@@ -494,16 +502,6 @@ def grid_jobs(models: Sequence[str], images: Sequence[tuple[str, str, np.ndarray
     return jobs
 
 
-def sweep_functions() -> tuple[Any, Any] | None:
-    """``(fit_many, unstack_state)`` of :mod:`inr_utils.sweeps` (vmapped training of many equal-shape fits),
-    or ``None`` where that module is not available."""
-    try:
-        from inr_utils.sweeps import fit_many, unstack_state
-    except ImportError:
-        return None
-    return fit_many, unstack_state
-
-
 def fit_together(jobs: Sequence[GridJob]) -> list[ScoredFit]:
     """Fits jobs of one preset on images of one shape at once with ``inr_utils.sweeps.fit_many`` (one compiled,
     vmapped program); each result is the fit :func:`fit_and_score` would make, up to float rounding. The
@@ -512,10 +510,6 @@ def fit_together(jobs: Sequence[GridJob]) -> list[ScoredFit]:
     Raises:
       InputError: the sweep module refuses the jobs (e.g. images of different shapes).
     """
-    functions = sweep_functions()
-    if functions is None:
-        raise InputError("inr_utils.sweeps is not available; run without sweeps (--no-sweep)")
-    fit_many, unstack_state = functions
     result = fit_many([j.config for j in jobs], [j.image for j in jobs], progress=False,
                       eval_every=jobs[0].config.steps)
     n = len(jobs)
@@ -553,13 +547,10 @@ def run_grid(jobs: Sequence[GridJob], experiment: str, disable_progress: bool, w
     tables always hold the finished fits); returns the ``(job, fit)`` pairs in job order, or ``None`` after a
     Ctrl-C.
 
-    With ``together`` (and :mod:`inr_utils.sweeps` available), the images of one preset that share a shape are
+    With ``together``, the images of one preset that share a shape are
     fitted at once by :func:`fit_together` (column ``fitted_with`` says ``fit_many xN``); otherwise, or when the
     sweep refuses a group, each job is one :func:`fit_and_score`.
     """
-    from model_components.inrs import PRESET_TRAINING
-
-    together = together and sweep_functions() is not None
     done: dict[int, tuple[ScoredFit, str]] = {}
     bar = progress_bar(len(jobs), experiment, disable_progress)
     params_shown: set[str] = set()
@@ -617,8 +608,6 @@ def run_model_image_grid(args: argparse.Namespace, experiment: str,
     """Every preset of ``args.models`` (default: all) on every image of ``args.images``: makes the run folder,
     writes ``configs.json``, runs :func:`run_grid` and keeps ``results.csv`` / ``results.md`` (the latter from
     ``markdown(rows, settings)``) up to date after each fit. The image-types and shoot-out experiments."""
-    from model_components.inrs import MODEL_PRESETS
-
     models = check_presets(args.models or list(MODEL_PRESETS), MODEL_PRESETS)
     images = load_images(args.images, args.size)
     jobs = grid_jobs(models, images, args)
@@ -643,8 +632,6 @@ def grid_parser(description: str, experiment: str, default_images: Sequence[str]
                 parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The command line of a presets x images experiment: ``--images`` (default ``default_images``; ``examples``
     names a few more in the help), ``--models``, ``--no-sweep`` and the run flags (2000 steps)."""
-    from model_components.inrs import MODEL_PRESETS
-
     p = parser_class(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("experiment")
     g.add_argument("--images", nargs="+", default=list(default_images), metavar="IMAGE",
@@ -652,13 +639,8 @@ def grid_parser(description: str, experiment: str, default_images: Sequence[str]
                         f"(default: {' '.join(default_images)})")
     g.add_argument("--models", nargs="+", metavar="PRESET",
                    help=f"model presets to compare (default: every registered preset: {' '.join(MODEL_PRESETS)})")
-    add_sweep_flag(g)
+    g.add_argument("--no-sweep", action="store_true",
+                   help="fit every image with its own fit() instead of fitting the equal-size images of a preset "
+                        "at once with inr_utils.sweeps.fit_many (default: at once)")
     add_run_flags(p, experiment, steps=2000)
     return p
-
-
-def add_sweep_flag(group: Any) -> None:
-    """``--no-sweep``: fit one image at a time instead of one preset's equal-size images at once."""
-    group.add_argument("--no-sweep", action="store_true",
-                       help="fit every image with its own fit() instead of fitting the equal-size images of a "
-                            "preset at once with inr_utils.sweeps.fit_many (default: at once where available)")
