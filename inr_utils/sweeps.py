@@ -53,11 +53,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import pickle
 import textwrap
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -264,6 +266,12 @@ def check_compatible(model_configs: Sequence[ModelConfig]) -> MLPINR:
     first = model_configs[0]
     reference = None
     seen: set[str] = set()
+
+    def program(model: MLPINR, shapes: Any, coords: jax.ShapeDtypeStruct) -> tuple[str, list[np.ndarray]]:
+        # the program text (literals included) and its captured constants decide what apply computes
+        closed = jax.make_jaxpr(model.apply)(shapes, coords)
+        return str(closed.jaxpr), [np.asarray(c) for c in closed.consts]
+
     for i, config in enumerate(model_configs):
         key = _model_key(config)
         if key in seen:
@@ -272,11 +280,8 @@ def check_compatible(model_configs: Sequence[ModelConfig]) -> MLPINR:
         model = build_model(config)
         coords = jax.ShapeDtypeStruct((1, config.in_dim), jnp.float32)
         shapes = jax.eval_shape(model.init, jax.random.key(0), coords)
-        closed = jax.make_jaxpr(model.apply)(shapes, coords)
-        # the program text (literals included) and its captured constants decide what apply computes
-        jaxpr = (str(closed.jaxpr), [np.asarray(c) for c in closed.consts])
-        if reference is None:
-            reference = (model, shapes, jaxpr)
+        if reference is None:  # its program is traced only if a second, different config comes
+            reference = [model, shapes, coords, None]
             continue
         ref_shapes = reference[1]
         if jax.tree.structure(shapes) != jax.tree.structure(ref_shapes) or any(
@@ -286,8 +291,11 @@ def check_compatible(model_configs: Sequence[ModelConfig]) -> MLPINR:
                              f"({_differing_fields(config, first)} of model 0); the models of one sweep may "
                              "differ only in hyperparameters that keep shapes (seed, lr, omega0, Fourier scale, "
                              "...): run separate sweeps")
-        if jaxpr[0] != reference[2][0] or len(jaxpr[1]) != len(reference[2][1]) or not all(
-                a.shape == b.shape and np.array_equal(a, b) for a, b in zip(jaxpr[1], reference[2][1], strict=True)):
+        if reference[3] is None:
+            reference[3] = program(*reference[:3])
+        jaxpr = program(model, shapes, coords)
+        if jaxpr[0] != reference[3][0] or len(jaxpr[1]) != len(reference[3][1]) or not all(
+                a.shape == b.shape and np.array_equal(a, b) for a, b in zip(jaxpr[1], reference[3][1], strict=True)):
             raise InputError(f"model {i} computes differently from model 0, not only through its variables "
                              f"({_differing_fields(config, first)} of model 0); run separate sweeps")
     return reference[0]
@@ -338,9 +346,11 @@ def images_to_pixel_data(images: np.ndarray, num_models: int | None = None) -> t
     n = images.shape[0] if images.ndim == 4 else num_models
     if n is None:
         raise ValueError("num_models is needed with a single shared image")
-    coords = jnp.broadcast_to(make_grid(height, width).reshape(1, -1, 2), (n, height * width, 2))
-    values = jnp.asarray(images, jnp.float32).reshape(*images.shape[:-3], height * width, channels)
-    pixel_size = jnp.asarray([2.0 / width, 2.0 / height], jnp.float32)
+    # numpy on the host: placing host arrays on a mesh needs no compiled resharding program
+    grid = np.asarray(make_grid(height, width), np.float32).reshape(1, -1, 2)
+    coords = np.ascontiguousarray(np.broadcast_to(grid, (n, height * width, 2)))
+    values = np.asarray(images, np.float32).reshape(*images.shape[:-3], height * width, channels)
+    pixel_size = np.asarray([2.0 / width, 2.0 / height], np.float32)
     axes = PixelData(0, 0 if images.ndim == 4 else None, None)
     return PixelData(coords, values, pixel_size), axes
 
@@ -386,6 +396,31 @@ def load_cifar10_batch(path: str | Path, count: int | None = None, start: int = 
 
 
 # --------------------------------------------------------------------------------------------- devices
+
+
+def use_cpu_cores(count: int | None = None) -> bool:
+    """Splits the host CPU into ``count`` JAX devices (default: one per core) so that :func:`fit_many`, which
+    shards its model axis over all devices, trains a share of the models on every core.
+
+    On a CPU, JAX exposes one device by default and a batched program then runs its ops one after the other,
+    each using what parallelism XLA finds inside it; small INRs leave cores idle that way (64 CIFAR SIRENs on
+    2 cores: 5.7 s of training on one device, 3.3 s on two). Single-model work is unaffected: it runs on the
+    first device and still uses every core for large ops. Other platforms (GPUs) are not touched.
+
+    Must run before JAX initialises its backends (before the first JAX computation), typically right after
+    a script's imports. Changes nothing when the count was already chosen (``XLA_FLAGS`` with
+    ``--xla_force_host_platform_device_count``, or ``jax_num_cpu_devices``) or when it is too late.
+
+    Returns:
+      whether the setting was applied.
+    """
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or jax.config.jax_num_cpu_devices > 0:
+        return False
+    try:
+        jax.config.update("jax_num_cpu_devices", max(1, count or os.cpu_count() or 1))
+    except RuntimeError:  # backends already initialised
+        return False
+    return True
 
 
 def model_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -459,10 +494,11 @@ def seed_keys(seeds: Sequence[int]) -> np.ndarray:
 
 #: XLA options of compilations that run once (initialisation): LLVM's full optimisation of the PRNG's hash
 #: rounds costs seconds of compile time for microseconds of run time (64 CIFAR SIRENs: 3.1 s of CPU at the
-#: default level 3, 1.3 s at level 1). The values equal ``fit``'s eager init bit for bit for uniform
-#: initialisers at both levels; normal draws (Fourier features) differ from the eager ones in the last bit of
-#: a few entries, as any compiled init does.
-ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+#: default level 3, 1.3 s at level 1), and XLA:CPU's newer fusion emitters add more (init of 64 CIFAR SIRENs
+#: compiled in 0.53 s with them, 0.38 s without; training chunks, by contrast, run twice as slow without them).
+#: The values equal ``fit``'s eager init bit for bit for uniform initialisers with these options; normal draws
+#: (Fourier features) differ from the eager ones in the last bit of a few entries, as any compiled init does.
+ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 
 
 def loop_key_data(seeds: Sequence[int]) -> np.ndarray:
@@ -523,11 +559,13 @@ def _largest_divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, max(1, limit)) + 1) if n % d == 0)
 
 
-def default_models_per_block(pixels_per_step: int, width: int, budget_bytes: int = 2 << 20) -> int:
-    """Models per block so that one hidden activation of a block, ``(block, pixels, width)`` float32, fits in
-    ``budget_bytes`` (2 MiB: about a core's L2 cache). Tiny INRs (CIFAR, width 32) get blocks of ~16 models;
-    big ones a block of 1."""
-    return max(1, budget_bytes // max(1, pixels_per_step * width * 4))
+def default_models_per_block(pixels_per_step: int, width: int, budget_bytes: int = 1 << 19) -> int:
+    """Models per block: as many as keep one hidden activation of a block, ``(block, pixels, width)`` float32,
+    within ``budget_bytes`` (512 KiB, half a core's L2 cache here), but at least 2, so that products stay
+    batched. Measured on 2 cores, SIREN width 32, models per block -> seconds of 300 steps: 64 CIFAR images
+    (128 KiB a model) 1: 2.13, 2: 1.66, 4: 1.62, 8: 1.67, 16: 1.81; 16 crops of 64x64 (512 KiB a model)
+    1: 2.23, 2: 1.68, 4: 1.81, 8: 2.15."""
+    return max(2, budget_bytes // max(1, pixels_per_step * width * 4))
 
 
 def _map_blocks(fn: Callable, block: int, batched_args: Any, shared_args: Any = None) -> Any:
@@ -569,7 +607,7 @@ def make_sweep_chunk(train_step: Callable, sampler: Callable, num_steps: int, da
       ``run(states, data, keys) -> (states, metrics)``: ``states`` stacked ``(N, ...)`` sharded over
       :data:`MODEL_AXIS`, ``keys (N,)``, metrics each ``(num_steps, N)``.
     """
-    chunk = make_train_chunk(train_step, sampler, num_steps)
+    chunk = make_train_chunk(train_step, sampler, num_steps, jit=False)
     batched = jax.vmap(chunk, in_axes=(0, data_axes, 0), out_axes=(0, 1))
 
     def local(states: TrainState, data: PixelData, keys: jax.Array) -> tuple[TrainState, dict]:
@@ -799,7 +837,7 @@ class SweepTrainResult:
     Attributes:
       state: final stacked state (models that diverged hold their last finite chunk-end parameters).
       diverged_step: ``(N,)`` int, the step at which each model's loss or parameters became NaN/inf (-1: never).
-      compile_s: seconds spent compiling the chunks.
+      compile_s: seconds spent compiling chunks inside the loop (not those passed in ``compiled_chunks``).
       wall_s: seconds of the loop, compilation included.
     """
 
@@ -812,7 +850,8 @@ class SweepTrainResult:
 def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: Callable, sampler: Callable,
                total_steps: int, data_axes: PixelData, mesh: Mesh, steps_per_call: int = 100,
                callbacks: Sequence[SweepCallback] = (), models_per_block: int | None = None,
-               make_chunk: Callable[[int], Callable] | None = None) -> SweepTrainResult:
+               make_chunk: Callable[[int], Callable] | None = None,
+               compiled_chunks: Mapping[int, Any] | None = None) -> SweepTrainResult:
     """Trains N stacked models from their common step to ``total_steps`` (the sweep's :func:`training.train`).
 
     Args:
@@ -829,6 +868,9 @@ def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: 
       models_per_block: see :func:`make_sweep_chunk`.
       make_chunk: ``num_steps -> jitted chunk`` (default :func:`make_sweep_chunk` of the arguments above);
         :func:`fit_many` passes one that reuses the chunks of earlier sweeps.
+      compiled_chunks: chunk length -> executable already compiled for exactly these arguments' shapes,
+        dtypes and shardings (``make_chunk(n).lower(...).compile()``; :func:`fit_many` compiles the first one
+        while it initialises the models); other lengths are compiled here.
 
     A model whose loss or parameters become NaN/inf does not stop the others: from then on it keeps the
     parameters and optimizer state it had at the start of that chunk (its lane of the batched program still
@@ -839,7 +881,7 @@ def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: 
     """
     start = time.perf_counter()
     compile_s = 0.0
-    compiled: dict[int, Any] = {}
+    compiled: dict[int, Any] = dict(compiled_chunks or {})
     num_models = jax.tree.leaves(state.params)[0].shape[0]
     diverged = np.full(num_models, -1, np.int64)
     step = int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
@@ -891,8 +933,11 @@ class SweepResult:
       psnr: ``(N,)`` final full-image PSNR in dB of the prediction clipped to [0, 1] (as the saved PNG).
       psnr_unclipped: ``(N,)`` the same for the raw prediction (what single fits' history reports).
       diverged_step: ``(N,)`` step at which model i diverged (NaN/inf), -1 if it did not.
-      compile_s: seconds compiling the training chunks.
-      init_s: seconds checking and initialising the models (compilation of the init included).
+      compile_s: seconds compiling the training chunks and the evaluator. The first chunk and the evaluator
+        compile in a background thread while the models are initialised, so this overlaps ``init_s``.
+      init_s: seconds from the call to the first training step: checks, initialisation (compilation of the
+        init included), data placement, and any wait for the background compilation.
+      train_s: seconds of the training loop (callbacks included, compilation inside the loop excluded).
       wall_s: seconds of the whole call (checks, init, training, final evaluation).
       steps_run: steps taken by this call.
       num_devices: devices the model axis was sharded over.
@@ -907,6 +952,7 @@ class SweepResult:
     diverged_step: np.ndarray
     compile_s: float
     init_s: float
+    train_s: float
     wall_s: float
     steps_run: int
     num_devices: int
@@ -985,21 +1031,8 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     padded = [configs[i] for i in order]
     if images.ndim == 4:
         images = images[order]
-    if state is None:
-        state, key_data = init_states(padded)
-    else:
-        leading = {x.shape[0] for x in jax.tree.leaves(state)}
-        if leading not in ({n}, {total}):
-            raise InputError(f"the state to continue from has model axes {sorted(leading)}, expected {n}")
-        if leading == {n}:  # a result's state; a SweepInterrupted state already holds the padding
-            state = jax.tree.map(lambda x: np.asarray(x)[order], jax.device_get(state))
-        key_data = loop_key_data([c.seed for c in padded])
-    state = _put(state, mesh, P(MODEL_AXIS))
     data, axes = images_to_pixel_data(images, total)
     data = PixelData(*(_put(x, mesh, P() if a is None else P(MODEL_AXIS)) for x, a in zip(data, axes, strict=True)))
-    keys = _put(jax.random.wrap_key_data(jnp.asarray(key_data)), mesh, P(MODEL_AXIS))
-    first_step = int(np.asarray(jax.device_get(state.step))[0])
-    init_s = time.perf_counter() - t_start
 
     config = configs[0]
     if models_per_block is None:
@@ -1017,15 +1050,43 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     shapes = tuple((x.shape, str(x.dtype)) for x in data)
     evaluate_fn = _cached(("eval", *program_key, shapes), lambda: make_sweep_evaluator(model.apply, data, axes, mesh))
 
+    # Compile the first chunk and the evaluator in the background while the models are initialised (XLA
+    # compiles without holding the GIL, so on a multi-core host the two compilations overlap).
+    first_step = 0 if state is None else int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
+    first_chunk = min(config.steps_per_call, config.steps - first_step)
+    abstract_state, abstract_keys = _abstract_state_and_keys(padded[0], total, mesh)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit_many-compile")
+    try:
+        compiling = executor.submit(_compile_programs, make_chunk if first_chunk > 0 else None, first_chunk,
+                                    evaluate_fn, abstract_state, data, abstract_keys)
+        if state is None:
+            state, key_data = init_states(padded)
+        else:
+            leading = {x.shape[0] for x in jax.tree.leaves(state)}
+            if leading not in ({n}, {total}):
+                raise InputError(f"the state to continue from has model axes {sorted(leading)}, expected {n}")
+            if leading == {n}:  # a result's state; a SweepInterrupted state already holds the padding
+                state = jax.tree.map(lambda x: np.asarray(x)[order], jax.device_get(state))
+            key_data = loop_key_data([c.seed for c in padded])
+        state = _put(state, mesh, P(MODEL_AXIS))
+        keys = _put(jax.random.wrap_key_data(jnp.asarray(key_data)), mesh, P(MODEL_AXIS))
+        chunk, evaluator, compile_s = compiling.result()
+
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+    if not _same_avals((state, keys), (abstract_state, abstract_keys)):  # e.g. a continued state of other dtypes
+        chunk, evaluator = None, evaluate_fn
+    init_s = time.perf_counter() - t_start
+
     def evaluate(params: Any, constants: Any) -> tuple[jax.Array, jax.Array]:
-        return evaluate_fn(params, constants, data)
+        return evaluator(params, constants, data)
 
     history = SweepHistory()
     bar = SweepProgressBar(config.steps, n, first_step, disable=not progress)
     try:
         result = train_many(state, data, keys, step_fn, sampler, config.steps, axes, mesh, config.steps_per_call,
                             [SweepEvaluator(evaluate, eval_every), history, bar, *callbacks], models_per_block,
-                            make_chunk)
+                            make_chunk, {first_chunk: chunk} if chunk is not None else None)
     finally:
         bar.close()
     mse, mse_clipped = jax.device_get(evaluate(result.state.params, result.state.constants))
@@ -1035,8 +1096,40 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
         psnr = 10.0 * np.log10(1.0 / np.asarray(mse_clipped, np.float64)[keep])
     final_state = result.state if total == n else jax.tree.map(lambda x: x[:n], result.state)
     return SweepResult(model, configs, final_state, history.select(keep), psnr, psnr_unclipped,
-                       result.diverged_step[keep], result.compile_s, init_s, time.perf_counter() - t_start,
+                       result.diverged_step[keep], compile_s + result.compile_s, init_s,
+                       result.wall_s - result.compile_s, time.perf_counter() - t_start,
                        config.steps - first_step, mesh.devices.size)
+
+
+def _abstract_state_and_keys(config: FitConfig, num_models: int, mesh: Mesh,
+                             ) -> tuple[TrainState, jax.ShapeDtypeStruct]:
+    """Shapes, dtypes and shardings (model axis over ``mesh``) of the stacked state and loop keys of
+    ``num_models`` models of ``config``'s architecture, as :func:`init_states` makes them, without initialising
+    anything (``jax.eval_shape`` traces the init; the real call then reuses the trace)."""
+    init = _cached(("init", _model_key(config.model), _training_key(config)), lambda: _make_init(config))
+    key_data = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+    state, loop_keys = jax.eval_shape(init, jax.ShapeDtypeStruct((num_models, *key_data.shape), key_data.dtype),
+                                      jax.ShapeDtypeStruct((num_models,), jnp.float32))
+    keys = jax.eval_shape(jax.random.wrap_key_data, loop_keys)
+    sharding = NamedSharding(mesh, P(MODEL_AXIS))
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), (state, keys))
+
+
+def _compile_programs(make_chunk: Callable[[int], Callable] | None, num_steps: int, evaluate_fn: Callable,
+                      state: TrainState, data: PixelData, keys: jax.ShapeDtypeStruct) -> tuple[Any, Any, float]:
+    """``(chunk executable or None, evaluator executable, seconds)`` compiled for abstract ``state`` / ``keys``."""
+    t0 = time.perf_counter()
+    chunk = None if make_chunk is None else make_chunk(num_steps).lower(state, data, keys).compile()
+    evaluator = evaluate_fn.lower(state.params, state.constants, data).compile()
+    return chunk, evaluator, time.perf_counter() - t0
+
+
+def _same_avals(tree: Any, abstract: Any) -> bool:
+    """Whether the arrays of ``tree`` have the shapes and dtypes of the ``ShapeDtypeStruct`` s of ``abstract``."""
+    leaves, structure = jax.tree.flatten(tree)
+    abstract_leaves, abstract_structure = jax.tree.flatten(abstract)
+    return structure == abstract_structure and all(
+        a.shape == b.shape and a.dtype == b.dtype for a, b in zip(leaves, abstract_leaves, strict=True))
 
 
 def _config_images(configs: Sequence[FitConfig]) -> np.ndarray:

@@ -123,15 +123,22 @@ def make_train_step(apply_fn: Callable[..., jax.Array], loss_fn: Loss, optimizer
     return step
 
 
-def make_train_chunk(train_step: Callable, sampler: Sampler, num_steps: int,
+def make_train_chunk(train_step: Callable, sampler: Sampler, num_steps: int, jit: bool = True,
                      ) -> Callable[[TrainState, PixelData, jax.Array], tuple[TrainState, Metrics]]:
     """``num_steps`` train steps in one ``lax.scan`` (jitted; compile once, call many times).
 
     Step ``s`` (the state's global step) uses ``k = fold_in(key, s)``, split into a sampling key and a step
     key, so the same ``key`` gives the same run however the steps are chunked.
 
+    Args:
+      train_step: the step of :func:`make_train_step`.
+      sampler: ``sampler(data, key) -> batch``.
+      num_steps: steps per call.
+      jit: return the function jitted (default); ``False`` returns the plain function for a caller that
+        transforms it and jits the result (a jitted function inside ``vmap`` is traced twice).
+
     Returns:
-      jitted ``run(state, data, key) -> (state, metrics)`` with each metric of shape ``(num_steps,)``.
+      ``run(state, data, key) -> (state, metrics)`` with each metric of shape ``(num_steps,)``.
     """
 
     def run(state: TrainState, data: PixelData, key: jax.Array) -> tuple[TrainState, Metrics]:
@@ -143,7 +150,7 @@ def make_train_chunk(train_step: Callable, sampler: Sampler, num_steps: int,
 
     # The state is not donated: keeping the previous chunk's state alive is what lets training stop on a
     # NaN with the last good parameters (INR states are a few MB, so the copy is cheap).
-    return jax.jit(run)
+    return jax.jit(run) if jit else run
 
 
 class DivergenceError(RuntimeError):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, run_script_in_process, synthetic_image
 
+from inr_utils import sweeps
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit
@@ -24,6 +25,7 @@ from inr_utils.rendering import render
 from inr_utils.sweeps import (
     SweepInterrupted,
     build_sweep_optimizer,
+    default_models_per_block,
     fit_many,
     init_states,
     load_cifar10_batch,
@@ -263,3 +265,52 @@ def test_model_axis_is_sharded_over_devices():
     assert facts["models"] == 6 and facts["padded_rows"] == 8 and facts["sharding_devices"] == 4
     assert facts["spec"] == str(jax.sharding.PartitionSpec("models")) and facts["shard_rows"] == [2]
     assert facts["param_diff"] < 1e-5 and facts["psnr_diff"] < PSNR_DB
+
+
+def test_first_chunk_compiles_during_init(monkeypatch):
+    """The first chunk and the evaluator are compiled while the models initialise; the training loop then uses
+    that executable and compiles nothing (a sweep of a new kind, so no cached program helps)."""
+    loop_compile_s = []
+    real_train_many = sweeps.train_many
+
+    def spy(*args, **kwargs):
+        result = real_train_many(*args, **kwargs)
+        loop_compile_s.append(result.compile_s)
+        return result
+
+    monkeypatch.setattr(sweeps, "train_many", spy)
+    sweeps.clear_program_cache()
+    config = dataclasses.replace(BASE, steps=10, steps_per_call=10, model=model_config("siren", width=8, depth=1))
+    result = fit_many(config, image_a(), seeds=[0, 1], progress=False)
+    assert loop_compile_s == [0.0] and result.compile_s > 0
+    assert 0 < result.train_s < result.wall_s and result.init_s < result.wall_s
+
+
+def test_default_models_per_block():
+    assert default_models_per_block(1024, 32) == 4  # CIFAR: 128 KiB a model
+    assert default_models_per_block(4096, 32) == 2  # at least 2, so products stay batched
+    assert default_models_per_block(65536, 256) == 2
+
+
+CPU_CORES_SCRIPT = textwrap.dedent("""
+    import json
+    import jax
+    from inr_utils.sweeps import use_cpu_cores
+    first = use_cpu_cores(3)
+    again = use_cpu_cores(2)  # the count is chosen already
+    devices = len(jax.devices("cpu"))
+    late = use_cpu_cores(5)  # backends are up: too late
+    print(json.dumps({"first": first, "again": again, "devices": devices, "late": late,
+                      "after": len(jax.devices("cpu"))}))
+""")
+
+
+def test_use_cpu_cores_splits_the_host_before_jax_starts():
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = python_path
+    proc = subprocess.run([sys.executable, "-c", CPU_CORES_SCRIPT], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert facts == {"first": True, "again": False, "devices": 3, "late": False, "after": 3}
