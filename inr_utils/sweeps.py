@@ -56,6 +56,7 @@ import json
 import os
 import pickle
 import textwrap
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -1057,15 +1058,18 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     shapes = tuple((x.shape, str(x.dtype)) for x in data)
     evaluate_fn = _cached(("eval", *program_key, shapes), lambda: make_sweep_evaluator(model.apply, data, axes, mesh))
 
-    # Compile the first chunk and the evaluator in the background while the models are initialised (XLA
-    # compiles without holding the GIL, so on a multi-core host the two compilations overlap).
+    # The first chunk (the largest program) compiles in a background thread while the models are initialised.
+    # XLA compiles without holding the GIL, but tracing and lowering hold it, so the initialisation waits
+    # until the chunk is lowered: then the two compilations run side by side on a multi-core host.
     first_step = 0 if state is None else int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
     first_chunk = min(config.steps_per_call, config.steps - first_step)
     abstract_state, abstract_keys = _abstract_state_and_keys(padded[0], total, mesh)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit_many-compile")
+    lowered = threading.Event()
     try:
-        compiling = executor.submit(_compile_programs, make_chunk if first_chunk > 0 else None, first_chunk,
-                                    evaluate_fn, abstract_state, data, abstract_keys)
+        compiling = executor.submit(_compile_chunk, make_chunk(first_chunk) if first_chunk > 0 else None,
+                                    (abstract_state, data, abstract_keys), lowered)
+        lowered.wait()
         if state is None:
             state, key_data = init_states(padded)
         else:
@@ -1077,8 +1081,10 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
             key_data = loop_key_data([c.seed for c in padded])
         state = _put(state, mesh, P(MODEL_AXIS))
         keys = _put(jax.random.wrap_key_data(jnp.asarray(key_data)), mesh, P(MODEL_AXIS))
-        chunk, evaluator, compile_s = compiling.result()
-
+        t0 = time.perf_counter()
+        evaluator = evaluate_fn.lower(abstract_state.params, abstract_state.constants, data).compile()
+        chunk, chunk_compile_s = compiling.result()
+        compile_s = chunk_compile_s + time.perf_counter() - t0
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
     if not _same_avals((state, keys), (abstract_state, abstract_keys)):  # e.g. a continued state of other dtypes
@@ -1122,13 +1128,15 @@ def _abstract_state_and_keys(config: FitConfig, num_models: int, mesh: Mesh,
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), (state, keys))
 
 
-def _compile_programs(make_chunk: Callable[[int], Callable] | None, num_steps: int, evaluate_fn: Callable,
-                      state: TrainState, data: PixelData, keys: jax.ShapeDtypeStruct) -> tuple[Any, Any, float]:
-    """``(chunk executable or None, evaluator executable, seconds)`` compiled for abstract ``state`` / ``keys``."""
+def _compile_chunk(chunk: Callable | None, args: tuple, lowered: threading.Event) -> tuple[Any, float]:
+    """``(executable or None, seconds)``: ``chunk`` lowered for the abstract ``args`` (then ``lowered`` is set,
+    also on failure) and compiled."""
     t0 = time.perf_counter()
-    chunk = None if make_chunk is None else make_chunk(num_steps).lower(state, data, keys).compile()
-    evaluator = evaluate_fn.lower(state.params, state.constants, data).compile()
-    return chunk, evaluator, time.perf_counter() - t0
+    try:
+        lowering = None if chunk is None else chunk.lower(*args)
+    finally:
+        lowered.set()
+    return (None if lowering is None else lowering.compile()), time.perf_counter() - t0
 
 
 def _same_avals(tree: Any, abstract: Any) -> bool:
