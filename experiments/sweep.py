@@ -38,6 +38,7 @@ from inr_utils.sweeps import (  # noqa: E402
     run_sweep,
     stack_images,
     sweep_grid,
+    use_cpu_cores,
 )
 from model_components.inrs import DTYPES, MODEL_PRESETS, model_config  # noqa: E402
 
@@ -147,6 +148,7 @@ def load_images(args: argparse.Namespace, config: FitConfig) -> tuple:
 
 def main() -> int:
     args = build_parser().parse_args()
+    use_cpu_cores()  # before any JAX computation: on a CPU, fit_many then trains models on every core
     if args.eval_every <= 0:
         raise InputError(f"--eval-every must be positive, got {args.eval_every}")
     if args.seeds <= 0:

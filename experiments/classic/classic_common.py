@@ -43,7 +43,7 @@ from inr_utils.images import load_image, skimage_image  # noqa: E402
 from inr_utils.metrics import psnr, ssim  # noqa: E402
 from inr_utils.rendering import render  # noqa: E402
 from inr_utils.samplers import image_to_pixel_data  # noqa: E402
-from inr_utils.sweeps import fit_many, unstack_state  # noqa: E402
+from inr_utils.sweeps import fit_many, unstack_state, use_cpu_cores  # noqa: E402
 from inr_utils.tables import Row, is_missing, to_csv, to_markdown  # noqa: E402,F401  (re-exported to the scripts)
 from inr_utils.training import (  # noqa: E402
     ChunkInfo,
@@ -608,6 +608,7 @@ def run_model_image_grid(args: argparse.Namespace, experiment: str,
     """Every preset of ``args.models`` (default: all) on every image of ``args.images``: makes the run folder,
     writes ``configs.json``, runs :func:`run_grid` and keeps ``results.csv`` / ``results.md`` (the latter from
     ``markdown(rows, settings)``) up to date after each fit. The image-types and shoot-out experiments."""
+    use_cpu_cores()  # before any JAX computation: on a CPU, fit_many then trains models on every core
     models = check_presets(args.models or list(MODEL_PRESETS), MODEL_PRESETS)
     images = load_images(args.images, args.size)
     jobs = grid_jobs(models, images, args)
