@@ -1333,6 +1333,7 @@ def run_sweep(configs: Sequence[FitConfig], labels: Sequence[Mapping[str, Any]],
     summary = {
         "num_models": result.num_models, "devices": result.num_devices, "steps": result.steps_run,
         "wall_s": round(result.wall_s, 2), "compile_s": round(result.compile_s, 2), "init_s": round(result.init_s, 2),
+        "train_s": round(result.train_s, 2),
         "images_per_s": round(result.num_models / result.wall_s, 3),
         "base_config": result.configs[0].to_dict(), "rows": rows,
     }

@@ -513,7 +513,7 @@ def fit_together(jobs: Sequence[GridJob]) -> list[ScoredFit]:
     result = fit_many([j.config for j in jobs], [j.image for j in jobs], progress=False,
                       eval_every=jobs[0].config.steps)
     n = len(jobs)
-    train_s = result.wall_s - result.init_s - result.compile_s
+    train_s = result.train_s
     s_per_step = train_s / max(1, result.steps_run) / n
     fits = []
     for i, job in enumerate(jobs):
