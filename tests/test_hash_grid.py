@@ -304,7 +304,7 @@ def test_preset_config_round_trips_through_json():
     assert changed.encoding_options["num_levels"] == 8 and changed.encoding_options["log2_table_size"] == 12
     assert ModelConfig.from_dict(json.loads(json.dumps(changed.to_dict()))) == changed
     fit_config = FitConfig.from_dict({"model": "hashgrid"})
-    assert fit_config.lr == pytest.approx(0.1) and fit_config.batch_size is None
+    assert fit_config.lr == pytest.approx(0.03) and fit_config.batch_size is None
 
 
 def test_tiny_hashgrid_fits_a_small_image(image):
