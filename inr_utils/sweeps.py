@@ -408,7 +408,7 @@ def use_cpu_cores(count: int | None = None) -> bool:
 
     On a CPU, JAX exposes one device by default and a batched program then runs its ops one after the other,
     each using what parallelism XLA finds inside it; small INRs leave cores idle that way (64 CIFAR SIRENs on
-    2 cores: 5.7 s of training on one device, 3.3 s on two). Single-model work is unaffected: it runs on the
+    2 cores: 5.7 s of training on one device, 2.9 s on two). Single-model work is unaffected: it runs on the
     first device and still uses every core for large ops. Other platforms (GPUs) are not touched.
 
     Must run before JAX initialises its backends (before the first JAX computation), typically right after
@@ -944,8 +944,8 @@ class SweepResult:
       psnr: ``(N,)`` final full-image PSNR in dB of the prediction clipped to [0, 1] (as the saved PNG).
       psnr_unclipped: ``(N,)`` the same for the raw prediction (what single fits' history reports).
       diverged_step: ``(N,)`` step at which model i diverged (NaN/inf), -1 if it did not.
-      compile_s: seconds compiling the training chunks and the evaluator. The first chunk and the evaluator
-        compile in a background thread while the models are initialised, so this overlaps ``init_s``.
+      compile_s: seconds compiling the training chunks and the evaluator. The first chunk compiles in a
+        background thread while the models are initialised, so this overlaps ``init_s``.
       init_s: seconds from the call to the first training step: checks, initialisation (compilation of the
         init included), data placement, and any wait for the background compilation.
       train_s: seconds of the training loop (callbacks included, compilation inside the loop excluded).
