@@ -524,6 +524,11 @@ def _make_init(config: FitConfig) -> Callable[[jax.Array, jax.Array], tuple[Trai
     return jax.jit(jax.vmap(init_one), compiler_options=ONCE_COMPILER_OPTIONS)
 
 
+def _init_program(config: FitConfig) -> Callable[[jax.Array, jax.Array], tuple[TrainState, jax.Array]]:
+    """:func:`_make_init` of ``config``, shared by later sweeps of the same model and training settings."""
+    return _cached(("init", _model_key(config.model), _training_key(config)), lambda: _make_init(config))
+
+
 def init_states(configs: Sequence[FitConfig]) -> tuple[TrainState, np.ndarray]:
     """Step-0 train states and loop keys of N configs, stacked along a leading model axis.
 
@@ -546,8 +551,7 @@ def init_states(configs: Sequence[FitConfig]) -> tuple[TrainState, np.ndarray]:
     parts, order = [], []
     for indices in groups.values():
         config = configs[indices[0]]
-        init = _cached(("init", _model_key(config.model), _training_key(config)),
-                       lambda config=config: _make_init(config))
+        init = _init_program(config)
         args = (jnp.asarray(root_keys[indices]), jnp.asarray([configs[i].lr for i in indices], jnp.float32))
         parts.append(jax.device_get(init(*args)))
         order.extend(indices)
@@ -724,16 +728,21 @@ class SweepInterrupted(TrainingInterrupted):
 
 class SweepEvaluator:
     """Every ``every`` steps (and at the last one) stores each model's full-signal PSNR (dB, unclipped
-    prediction) as ``info.extra["full_psnr"]`` ``(N,)`` (the sweep's :class:`callbacks.FullSignalEvaluator`)."""
+    prediction) as ``info.extra["full_psnr"]`` ``(N,)`` (the sweep's :class:`callbacks.FullSignalEvaluator`).
+
+    ``last`` keeps the latest evaluation, ``(step, mse (N,), clipped_mse (N,))`` or ``None``, so the final
+    scores need no second pass."""
 
     def __init__(self, evaluate: Callable[[Any, Any], tuple[jax.Array, jax.Array]], every: int = 200):
         self.evaluate, self.every = evaluate, every
         self._last_eval: int | None = None
+        self.last: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, info: SweepChunkInfo) -> None:
         crossed = self._last_eval is None or info.step // self.every > self._last_eval // self.every
         if crossed or info.step >= info.total_steps:
-            mse, _ = self.evaluate(info.state.params, info.state.constants)
+            mse, mse_clipped = jax.device_get(self.evaluate(info.state.params, info.state.constants))
+            self.last = (info.step, np.asarray(mse), np.asarray(mse_clipped))
             with np.errstate(divide="ignore", invalid="ignore"):
                 info.extra["full_psnr"] = 10.0 * np.log10(1.0 / np.asarray(mse, np.float64))
             self._last_eval = info.step
@@ -1098,14 +1107,18 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
         return evaluator(params, constants, data)
 
     history = SweepHistory()
+    evaluator_callback = SweepEvaluator(evaluate, eval_every)
     bar = SweepProgressBar(config.steps, n, first_step, disable=not progress)
     try:
         result = train_many(state, data, keys, step_fn, sampler, config.steps, axes, mesh, config.steps_per_call,
-                            [SweepEvaluator(evaluate, eval_every), history, bar, *callbacks], models_per_block,
+                            [evaluator_callback, history, bar, *callbacks], models_per_block,
                             make_chunk, {first_chunk: chunk} if chunk is not None else None)
     finally:
         bar.close()
-    mse, mse_clipped = jax.device_get(evaluate(result.state.params, result.state.constants))
+    if evaluator_callback.last is not None and evaluator_callback.last[0] == config.steps:
+        _, mse, mse_clipped = evaluator_callback.last  # the last chunk's evaluation is of the final state
+    else:
+        mse, mse_clipped = jax.device_get(evaluate(result.state.params, result.state.constants))
     keep = np.arange(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         psnr_unclipped = 10.0 * np.log10(1.0 / np.asarray(mse, np.float64)[keep])
@@ -1122,7 +1135,7 @@ def _abstract_state_and_keys(config: FitConfig, num_models: int, mesh: Mesh,
     """Shapes, dtypes and shardings (model axis over ``mesh``) of the stacked state and loop keys of
     ``num_models`` models of ``config``'s architecture, as :func:`init_states` makes them, without initialising
     anything (``jax.eval_shape`` traces the init; the real call then reuses the trace)."""
-    init = _cached(("init", _model_key(config.model), _training_key(config)), lambda: _make_init(config))
+    init = _init_program(config)
     key_data = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
     state, loop_keys = jax.eval_shape(init, jax.ShapeDtypeStruct((num_models, *key_data.shape), key_data.dtype),
                                       jax.ShapeDtypeStruct((num_models,), jnp.float32))
