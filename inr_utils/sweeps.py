@@ -145,6 +145,9 @@ def build_sweep_optimizer(config: FitConfig, lr: float | jax.Array | None = None
     ``chain(scale_by_adam(), scale_by_schedule(relative), scale_by_peak_lr(lr))`` with ``relative`` the
     config's schedule for a peak of 1 (warm-up, cosine or exponential decay), so ``lr * relative(step)`` is the
     same learning rate (identical arithmetic for the constant schedule; within float rounding otherwise).
+    The chain runs on each model's parameters raveled into one vector (``optax.flatten``, so the moments in
+    the state are flat vectors): a few update kernels instead of several per parameter array, which compile
+    faster (training program of 16 SIRENs 2-32-32-3: 0.67 -> 0.59 s here) and give the same values.
 
     Args:
       config: supplies the schedule (``steps``, ``lr_schedule``, ``final_lr_fraction``, ``warmup_steps``).
@@ -152,8 +155,8 @@ def build_sweep_optimizer(config: FitConfig, lr: float | jax.Array | None = None
     """
     relative = make_lr_schedule(1.0, config.steps, config.lr_schedule, config.final_lr_fraction,
                                 config.warmup_steps)
-    return optax.chain(optax.scale_by_adam(), optax.scale_by_schedule(relative),
-                       scale_by_peak_lr(config.lr if lr is None else lr))
+    return optax.flatten(optax.chain(optax.scale_by_adam(), optax.scale_by_schedule(relative),
+                                     scale_by_peak_lr(config.lr if lr is None else lr)))
 
 
 # --------------------------------------------------------------------------------------------- configs
@@ -283,10 +286,12 @@ def check_compatible(model_configs: Sequence[ModelConfig]) -> MLPINR:
         seen.add(key)
         model = build_model(config)
         coords = jax.ShapeDtypeStruct((1, config.in_dim), jnp.float32)
-        shapes = jax.eval_shape(model.init, jax.random.key(0), coords)
-        if reference is None:  # its program is traced only if a second, different config comes
-            reference = [model, shapes, coords, None]
+        if reference is None:  # its shapes and program are traced only if a second, different config comes
+            reference = [model, None, coords, None]
             continue
+        if reference[1] is None:
+            reference[1] = jax.eval_shape(reference[0].init, jax.random.key(0), reference[2])
+        shapes = jax.eval_shape(model.init, jax.random.key(0), coords)
         ref_shapes = reference[1]
         if jax.tree.structure(shapes) != jax.tree.structure(ref_shapes) or any(
                 a.shape != b.shape or a.dtype != b.dtype

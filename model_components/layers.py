@@ -68,9 +68,15 @@ def _mixed_matmul_bwd(dtype, residuals, grad_out):
     ).astype(x.dtype)
     x2 = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
     g2 = grad_out.reshape(-1, grad_out.shape[-1]).astype(jnp.float32)
-    # Materialising x^T first makes XLA:CPU pick a faster kernel for this batch contraction.
-    grad_kernel = jnp.dot(jax.lax.optimization_barrier(x2.T), g2).astype(kernel.dtype)
-    return grad_x, grad_kernel
+    # The kernel gradient contracts over the batch. XLA:CPU runs it fastest as a product whose right operand
+    # (its columns) is the wider of x and g, the other one transposed and materialised first: x^T g for all
+    # but narrow outputs, (g^T x)^T when m is at most n / 4 (an RGB head: 2x faster for n = 32, 4-10x for
+    # n = 256, measured; for n = m = 32 it is faster alone but slower inside a training step).
+    if 4 * g2.shape[-1] <= x2.shape[-1]:
+        grad_kernel = jax.lax.optimization_barrier(jnp.dot(jax.lax.optimization_barrier(g2.T), x2)).T
+    else:
+        grad_kernel = jnp.dot(jax.lax.optimization_barrier(x2.T), g2)
+    return grad_x, grad_kernel.astype(kernel.dtype)
 
 
 mixed_precision_matmul.defvjp(_mixed_matmul_fwd, _mixed_matmul_bwd)

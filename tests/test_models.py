@@ -220,6 +220,19 @@ def test_mixed_precision_matmul_gradients():
     np.testing.assert_allclose(np.asarray(gx), np.asarray(ex), rtol=0.05, atol=0.2)
 
 
+@pytest.mark.parametrize("fan_in,features", [(2, 32), (32, 32), (32, 3), (256, 3)])
+def test_mixed_precision_matmul_float32_gradients_match_autodiff(fan_in, features):
+    # both kernel-gradient formulations (x^T g, and (g^T x)^T for narrow outputs) against plain autodiff
+    x = jax.random.normal(jax.random.key(0), (5, 40, fan_in))
+    w = jax.random.normal(jax.random.key(1), (fan_in, features))
+    target = jax.random.normal(jax.random.key(2), (5, 40, features))
+    gx, gw = jax.grad(lambda a, b: jnp.sum((mixed_precision_matmul(a, b, jnp.float32) - target) ** 2), (0, 1))(x, w)
+    ex, ew = jax.grad(lambda a, b: jnp.sum((a @ b - target) ** 2), (0, 1))(x, w)
+    assert gw.shape == w.shape and gw.dtype == w.dtype
+    np.testing.assert_allclose(np.asarray(gw), np.asarray(ew), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(gx), np.asarray(ex), rtol=1e-4, atol=1e-3)
+
+
 def test_linear_matches_manual_affine():
     layer = Linear(5)
     x = jax.random.normal(jax.random.key(0), (3, 4))
