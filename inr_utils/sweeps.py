@@ -1097,7 +1097,7 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
                 state = jax.tree.map(lambda x: np.asarray(x)[order], jax.device_get(state))
             key_data = loop_key_data([c.seed for c in padded])
         state = _put(state, mesh, P(MODEL_AXIS))
-        keys = _put(jax.random.wrap_key_data(jnp.asarray(key_data)), mesh, P(MODEL_AXIS))
+        keys = jax.random.wrap_key_data(_put(np.asarray(key_data), mesh, P(MODEL_AXIS)))
         t0 = time.perf_counter()
         evaluator = evaluate_fn.lower(abstract_state.params, abstract_state.constants, data).compile()
         chunk, chunk_compile_s = compiling.result()
