@@ -22,7 +22,7 @@ the whole wall time and over the training part (wall - init - compile).
 The fit_many run of (b)/(c) goes first, so it also pays this process's one-time JAX start-up, as a user's
 first call would. ``--loop-count K`` times only the first K loop fits and extrapolates (stated in the output).
 
-    python benchmarks/many_fits.py                          # all three (~5 minutes on 2 CPU cores)
+    python benchmarks/many_fits.py                          # all three (about a minute on 2 CPU cores)
     python benchmarks/many_fits.py --parts c                # just the 64-CIFAR sweep
     python benchmarks/many_fits.py --loop-count 8           # quicker: extrapolate the loops from 8 fits
 """
@@ -249,7 +249,8 @@ def main() -> int:
 
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(f"\nload average (1 min) at start {load_start}, at end {load_end} on {os.cpu_count()} CPUs "
-          "(above the CPU count, other jobs shared the machine and wall times are inflated; CPU seconds are not)")
+          "(a load above the CPU count means other jobs shared the machine: wall times are then inflated, "
+          "CPU seconds are not)")
     for line in checks:
         print(f"target {line}")
     results["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json"}
