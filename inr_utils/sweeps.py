@@ -84,6 +84,7 @@ from inr_utils.losses import LOSSES
 from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.tables import to_csv, to_markdown
 from inr_utils.training import (
+    ONCE_COMPILER_OPTIONS,
     TrainingInterrupted,
     TrainState,
     create_train_state,
@@ -499,15 +500,6 @@ def seed_keys(seeds: Sequence[int]) -> np.ndarray:
         if seed not in cache:
             cache[seed] = np.asarray(jax.random.key_data(jax.random.key(seed)))
     return np.stack([cache[seed] for seed in seeds])
-
-
-#: XLA options of compilations that run once (initialisation): LLVM's full optimisation of the PRNG's hash
-#: rounds costs seconds of compile time for microseconds of run time (64 CIFAR SIRENs: 3.1 s of CPU at the
-#: default level 3, 1.3 s at level 1), and XLA:CPU's newer fusion emitters add more (init of 64 CIFAR SIRENs
-#: compiled in 0.53 s with them, 0.38 s without; training chunks, by contrast, run twice as slow without them).
-#: The values equal ``fit``'s eager init bit for bit for uniform initialisers with these options; normal draws
-#: (Fourier features) differ from the eager ones in the last bit of a few entries, as any compiled init does.
-ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 
 
 def loop_key_data(seeds: Sequence[int]) -> np.ndarray:

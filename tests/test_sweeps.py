@@ -267,6 +267,25 @@ def test_model_axis_is_sharded_over_devices():
     assert facts["param_diff"] < 1e-5 and facts["psnr_diff"] < PSNR_DB
 
 
+@pytest.mark.parametrize("preset", ["siren", "ffn", "wire", "hashgrid"])
+def test_compiled_inits_equal_op_by_op_init(preset):
+    # fit's cached init program, the sweep's vmapped one and create_train_state run eagerly (op by op, as fit
+    # once did) give the same parameters bit for bit (uniform and normal draws, complex WIRE weights, hash tables)
+    from inr_utils.fitting import _with_out_dim, initial_state
+    from inr_utils.training import create_train_state
+    from model_components.inrs import build_model
+
+    config = _with_out_dim(FitConfig(model=model_config(preset, dtype="float32"), steps=10, seed=5), 3)
+    _, optimizer, state = initial_state(config, 3)
+    op_by_op = create_train_state(build_model(config.model), optimizer, jax.random.split(jax.random.key(5))[0],
+                                  config.model.in_dim)  # eager: JAX compiles each random draw on its own
+    stacked, _ = init_states([config, dataclasses.replace(config, seed=6)])
+    for got, want, swept in zip(jax.tree.leaves(state.params), jax.tree.leaves(op_by_op.params),
+                                jax.tree.leaves(stacked.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        np.testing.assert_array_equal(np.asarray(swept)[0], np.asarray(want))
+
+
 def test_first_chunk_compiles_during_init(monkeypatch):
     """The first chunk and the evaluator are compiled while the models initialise; the training loop then uses
     that executable and compiles nothing (a sweep of a new kind, so no cached program helps)."""
