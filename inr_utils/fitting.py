@@ -69,7 +69,7 @@ def initial_state(config: FitConfig, channels: int) -> tuple[MLPINR, optax.Gradi
     ``key(seed)`` is split into (init, loop) keys; the loop key is :func:`loop_key`.
 
     The state comes from one compiled program per model and optimizer configuration (cached in this process,
-    with :data:`training.ONCE_COMPILER_OPTIONS`): about 0.4 s to build the first time instead of the 1.3-1.8 s
+    with :data:`training.ONCE_COMPILER_OPTIONS`): 0.4-0.7 s to build the first time instead of the 1.3-1.8 s
     that op-by-op initialisation spends compiling its random draws, with the same values bit for bit.
     """
     config = _with_out_dim(config, channels)
