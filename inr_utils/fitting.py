@@ -35,6 +35,7 @@ from inr_utils.training import (
     ONCE_COMPILER_OPTIONS,
     Callback,
     DivergenceError,
+    ProgramCache,
     TrainingInterrupted,
     TrainState,
     create_train_state,
@@ -60,8 +61,8 @@ def build_optimizer(config: FitConfig) -> optax.GradientTransformation:
     return optax.adam(schedule)
 
 
-#: Compiled initialisations of recent configs, see :func:`initial_state` (oldest dropped beyond 32).
-_INIT_PROGRAMS: dict[tuple, Callable[[jax.Array], TrainState]] = {}
+#: Compiled initialisations of recent model and optimizer configs, see :func:`initial_state`.
+_INIT_PROGRAMS = ProgramCache(32)
 
 
 def initial_state(config: FitConfig, channels: int) -> tuple[MLPINR, optax.GradientTransformation, TrainState]:
@@ -77,14 +78,10 @@ def initial_state(config: FitConfig, channels: int) -> tuple[MLPINR, optax.Gradi
     optimizer = build_optimizer(config)
     key = (json.dumps(config.model.to_dict(), sort_keys=True, default=str), config.lr, config.steps,
            config.lr_schedule, config.final_lr_fraction, config.warmup_steps)
-    if key not in _INIT_PROGRAMS:
-        if len(_INIT_PROGRAMS) >= 32:
-            _INIT_PROGRAMS.pop(next(iter(_INIT_PROGRAMS)))
-        in_dim = config.model.in_dim
-        _INIT_PROGRAMS[key] = jax.jit(
-            lambda root: create_train_state(model, optimizer, jax.random.split(root)[0], in_dim),
-            compiler_options=ONCE_COMPILER_OPTIONS)
-    return model, optimizer, _INIT_PROGRAMS[key](jax.random.key(config.seed))
+    init = _INIT_PROGRAMS.get(key, lambda: jax.jit(
+        lambda root: create_train_state(model, optimizer, jax.random.split(root)[0], config.model.in_dim),
+        compiler_options=ONCE_COMPILER_OPTIONS))
+    return model, optimizer, init(jax.random.key(config.seed))
 
 
 def loop_key(config: FitConfig) -> jax.Array:

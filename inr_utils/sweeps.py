@@ -61,7 +61,6 @@ import pickle
 import textwrap
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +84,7 @@ from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.tables import to_csv, to_markdown
 from inr_utils.training import (
     ONCE_COMPILER_OPTIONS,
+    ProgramCache,
     TrainingInterrupted,
     TrainState,
     create_train_state,
@@ -457,21 +457,10 @@ def _put(tree: Any, mesh: Mesh, spec: P) -> Any:
 
 
 #: Jitted functions of recent sweeps by what their programs depend on (model config, training settings, chunk
-#: length, data layout, devices), least recently used first. A later sweep of the same kind (same shapes; seeds,
-#: learning rates, hyperparameter values and data may differ) reuses them, and JAX's own cache then skips
-#: tracing and compilation: only the first sweep of a kind pays for them.
-_PROGRAMS: OrderedDict[tuple, Any] = OrderedDict()
-PROGRAM_CACHE_SIZE = 32
-
-
-def _cached(key: tuple, make: Callable[[], Any]) -> Any:
-    if key in _PROGRAMS:
-        _PROGRAMS.move_to_end(key)
-        return _PROGRAMS[key]
-    value = _PROGRAMS[key] = make()
-    while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
-        _PROGRAMS.popitem(last=False)
-    return value
+#: length, data layout, devices). A later sweep of the same kind (same shapes; seeds, learning rates,
+#: hyperparameter values and data may differ) reuses them: only the first sweep of a kind traces and compiles.
+_PROGRAMS = ProgramCache(32)
+_cached = _PROGRAMS.get
 
 
 def clear_program_cache() -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +61,30 @@ def split_variables(variables: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 def merge_variables(params: Any, constants: dict[str, Any]) -> dict[str, Any]:
     """Inverse of :func:`split_variables`: the ``variables`` argument of ``model.apply``."""
     return {"params": params, **constants}
+
+
+class ProgramCache:
+    """Jitted functions by what their programs depend on (a hashable key), the least recently used dropped
+    beyond ``size``. A later call with the same key gets the same function back, and JAX's own cache then
+    skips tracing and compilation for arguments of the same shapes."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._programs: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The function cached under ``key``, made by ``make()`` the first time."""
+        if key in self._programs:
+            self._programs.move_to_end(key)
+            return self._programs[key]
+        value = self._programs[key] = make()
+        while len(self._programs) > self.size:
+            self._programs.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        """Forgets every cached function."""
+        self._programs.clear()
 
 
 #: XLA options of compilations that run once (initialisation): LLVM's full optimisation of the PRNG's hash

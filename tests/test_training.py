@@ -22,6 +22,7 @@ from inr_utils.rendering import render
 from inr_utils.samplers import full_image_sampler, image_to_pixel_data, random_batch_sampler
 from inr_utils.training import (
     DivergenceError,
+    ProgramCache,
     TrainingInterrupted,
     create_train_state,
     make_lr_schedule,
@@ -425,3 +426,22 @@ def test_periodic_checkpoint(image, tiny_config, tmp_path):
     # chunks end at 10, 20, 30: multiples of 15 are crossed in the chunks ending at 20 and 30
     assert checkpoint.last_saved == 30
     assert sorted(int(p.name) for p in tmp_path.iterdir() if p.is_dir()) == [20, 30]
+
+
+def test_program_cache_reuses_and_drops_the_least_recently_used():
+    made = []
+
+    def maker(name):
+        return lambda: made.append(name) or f"program {name}"
+
+    cache = ProgramCache(size=2)
+    assert cache.get("a", maker("a")) == "program a"
+    cache.get("b", maker("b"))
+    assert cache.get("a", maker("a")) == "program a"  # reused, and now the most recently used
+    cache.get("c", maker("c"))  # evicts b
+    cache.get("a", maker("a"))
+    cache.get("b", maker("b"))  # made again
+    assert made == ["a", "b", "c", "b"]
+    cache.clear()
+    cache.get("a", maker("a"))
+    assert made[-1] == "a"
