@@ -54,6 +54,7 @@ Typical use::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -272,28 +273,34 @@ def check_compatible(model_configs: Sequence[ModelConfig]) -> MLPINR:
       InputError: shapes or computation differ; the message names the differing config fields.
     """
     first = model_configs[0]
-    reference = None
-    seen: set[str] = set()
+    reference_model = build_model(first)
+
+    def coords_of(config: ModelConfig) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct((1, config.in_dim), jnp.float32)
+
+    def shapes_of(model: MLPINR, coords: jax.ShapeDtypeStruct) -> Any:
+        return jax.eval_shape(model.init, jax.random.key(0), coords)
 
     def program(model: MLPINR, shapes: Any, coords: jax.ShapeDtypeStruct) -> tuple[str, list[np.ndarray]]:
         # the program text (literals included) and its captured constants decide what apply computes
         closed = jax.make_jaxpr(model.apply)(shapes, coords)
         return str(closed.jaxpr), [np.asarray(c) for c in closed.consts]
 
+    @functools.cache
+    def reference() -> tuple[Any, tuple[str, list[np.ndarray]]]:
+        # traced only if a second, different config comes
+        shapes = shapes_of(reference_model, coords_of(first))
+        return shapes, program(reference_model, shapes, coords_of(first))
+
+    seen = {_model_key(first)}
     for i, config in enumerate(model_configs):
         key = _model_key(config)
         if key in seen:
             continue
         seen.add(key)
         model = build_model(config)
-        coords = jax.ShapeDtypeStruct((1, config.in_dim), jnp.float32)
-        if reference is None:  # its shapes and program are traced only if a second, different config comes
-            reference = [model, None, coords, None]
-            continue
-        if reference[1] is None:
-            reference[1] = jax.eval_shape(reference[0].init, jax.random.key(0), reference[2])
-        shapes = jax.eval_shape(model.init, jax.random.key(0), coords)
-        ref_shapes = reference[1]
+        shapes = shapes_of(model, coords_of(config))
+        ref_shapes, (ref_text, ref_consts) = reference()
         if jax.tree.structure(shapes) != jax.tree.structure(ref_shapes) or any(
                 a.shape != b.shape or a.dtype != b.dtype
                 for a, b in zip(jax.tree.leaves(shapes), jax.tree.leaves(ref_shapes), strict=True)):
@@ -301,14 +308,12 @@ def check_compatible(model_configs: Sequence[ModelConfig]) -> MLPINR:
                              f"({_differing_fields(config, first)} of model 0); the models of one sweep may "
                              "differ only in hyperparameters that keep shapes (seed, lr, omega0, Fourier scale, "
                              "...): run separate sweeps")
-        if reference[3] is None:
-            reference[3] = program(*reference[:3])
-        jaxpr = program(model, shapes, coords)
-        if jaxpr[0] != reference[3][0] or len(jaxpr[1]) != len(reference[3][1]) or not all(
-                a.shape == b.shape and np.array_equal(a, b) for a, b in zip(jaxpr[1], reference[3][1], strict=True)):
+        text, consts = program(model, shapes, coords_of(config))
+        if text != ref_text or len(consts) != len(ref_consts) or not all(
+                a.shape == b.shape and np.array_equal(a, b) for a, b in zip(consts, ref_consts, strict=True)):
             raise InputError(f"model {i} computes differently from model 0, not only through its variables "
                              f"({_differing_fields(config, first)} of model 0); run separate sweeps")
-    return reference[0]
+    return reference_model
 
 
 def check_sweep(configs: FitConfig | Sequence[FitConfig], images: np.ndarray) -> None:
