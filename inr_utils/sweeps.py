@@ -30,7 +30,7 @@ and the copies are dropped from the result (they cost compute, so prefer multipl
 the plain ``vmap`` program. On a CPU, :func:`use_cpu_cores` (called before JAX starts) makes one device per
 core, so every core trains its share of the models.
 
-Speed on small INRs (measured on a 2-core CPU, 64 SIRENs of width 32 on 32x32 images, 500 steps: 4.3-4.9 s
+Speed on small INRs (measured on a 2-core CPU, 64 SIRENs of width 32 on 32x32 images, 500 steps: 3.7-4.0 s
 in all, from 8.2 s before these measures): one CPU device per core (training 5.7 s -> 2.8 s); the
 coordinates get a model axis too, so that activations are model-major and never transposed between steps (a
 third less time a step); a device trains its models in small blocks whose activations stay in cache
