@@ -132,8 +132,9 @@ def hash_grid_lookup(coords01: jax.Array, layout: GridLayout) -> tuple[jax.Array
     d = coords01.shape[-1]
     if d != layout.in_dim:
         raise ValueError(f"hash grid laid out for {layout.in_dim}-D coordinates got {d}-D ones")
-    res = jnp.asarray(layout.resolutions, jnp.float32)  # (L,)
-    x = jnp.clip(coords01.astype(jnp.float32), 0.0, 1.0)
+    dtype = jnp.promote_types(coords01.dtype, jnp.float32)  # float64 coordinates stay float64
+    res = jnp.asarray(layout.resolutions, dtype)  # (L,)
+    x = jnp.clip(coords01.astype(dtype), 0.0, 1.0)
     pos = x[..., None, :] * res[:, None]  # (..., L, d)
     cell = jnp.clip(jnp.floor(pos), 0.0, (res - 1.0)[:, None])  # (..., L, d)
     local = pos - cell  # (..., L, d), in [0, 1]
@@ -298,7 +299,7 @@ class HashGridEncoding(nn.Module):
                            (layout.total_rows, self.features_per_level))
         if self.is_initializing():  # the output's values are not needed; skip tracing/compiling the lookup
             return jnp.zeros((*coords.shape[:-1], self.output_dim(coords.shape[-1])), jnp.float32)
-        coords01 = (coords.astype(jnp.float32) + 1.0) * 0.5
+        coords01 = (coords.astype(jnp.promote_types(coords.dtype, jnp.float32)) + 1.0) * 0.5
         rows, weights = hash_grid_lookup(coords01, layout)  # (..., L, C) each
         out = interpolate_rows(table, rows, weights)  # (..., L, F)
         return out.reshape(*coords.shape[:-1], layout.num_levels * self.features_per_level)
