@@ -45,7 +45,7 @@ NARROW_OUTPUT = 4
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def mixed_precision_matmul(x: jax.Array, kernel: jax.Array, dtype: Any) -> jax.Array:
-    """``x @ kernel`` with multiplications in ``dtype`` (e.g. bfloat16) and float32 accumulation/output.
+    """``x @ kernel`` with multiplications in ``dtype`` (e.g. bfloat16) and float32 (or wider) accumulation/output.
 
     Differentiable in every mode (``grad``, ``jvp``, ``jacfwd``, ``jacrev``, ``hessian``, under ``vmap`` and
     ``jit``): the derivative is a custom JVP, ``d(x K) = dx K + x dK``, whose terms are written so that JAX's
@@ -68,29 +68,33 @@ def mixed_precision_matmul(x: jax.Array, kernel: jax.Array, dtype: Any) -> jax.A
       dtype: multiplication dtype.
 
     Returns:
-      ``(..., m)`` float32 array.
+      ``(..., m)`` array of the accumulation dtype: float32, or float64 for float64 operands.
     """
-    return jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+    return jnp.dot(x.astype(dtype), kernel.astype(dtype), preferred_element_type=_accumulation_dtype(x, kernel))
 
 
-def _input_tangent(dx: jax.Array, kernel: jax.Array, dtype: Any) -> jax.Array:
-    """``dx @ kernel``, ``(..., n) -> (..., m)`` float32; transposes to the input gradient ``g K^T``."""
+def _accumulation_dtype(x: jax.Array, kernel: jax.Array) -> Any:
+    return jnp.promote_types(jnp.promote_types(x.dtype, kernel.dtype), jnp.float32)
+
+
+def _input_tangent(dx: jax.Array, kernel: jax.Array, dtype: Any, acc: Any) -> jax.Array:
+    """``dx @ kernel``, ``(..., n) -> (..., m)`` in ``acc``; transposes to the input gradient ``g K^T``."""
     m = kernel.shape[-1]
     if m <= NARROW_OUTPUT:  # transposes to sum_j g_j K[:, j]: m broadcast multiply-adds, fused by XLA
-        dx32, k32 = dx.astype(jnp.float32), kernel.astype(jnp.float32)
-        return jnp.stack([jnp.sum(dx32 * k32[:, j], axis=-1) for j in range(m)], axis=-1)
-    if jnp.dtype(dtype) == jnp.float32:
-        return jnp.dot(dx.astype(jnp.float32), kernel.astype(jnp.float32))
+        dx_acc, k_acc = dx.astype(acc), kernel.astype(acc)
+        return jnp.stack([jnp.sum(dx_acc * k_acc[:, j], axis=-1) for j in range(m)], axis=-1)
+    if jnp.dtype(dtype) == jnp.dtype(acc):
+        return jnp.dot(dx.astype(acc), kernel.astype(acc))
     # The product's output dtype is what its transpose multiplies the cotangent in: bfloat16 keeps the input
     # gradient a bfloat16 product (with float32 output a bfloat16 x float32 product would upcast to float32).
-    return jnp.dot(dx.astype(dtype), kernel.astype(dtype), preferred_element_type=dtype).astype(jnp.float32)
+    return jnp.dot(dx.astype(dtype), kernel.astype(dtype), preferred_element_type=dtype).astype(acc)
 
 
-def _kernel_tangent(x: jax.Array, dkernel: jax.Array) -> jax.Array:
-    """``x @ dkernel`` from float32 operands, ``(..., n) -> (..., m)``; transposes to the kernel gradient."""
+def _kernel_tangent(x: jax.Array, dkernel: jax.Array, acc: Any) -> jax.Array:
+    """``x @ dkernel`` from ``acc`` operands, ``(..., n) -> (..., m)``; transposes to the kernel gradient."""
     n, m = dkernel.shape
-    x2 = x.reshape(-1, n).astype(jnp.float32)
-    dk = dkernel.astype(jnp.float32)
+    x2 = x.reshape(-1, n).astype(acc)
+    dk = dkernel.astype(acc)
     if n <= NARROW_OUTPUT:  # raw coordinates: transposes to n reductions of x_i * g over the batch
         t = sum(x2[:, i:i + 1] * dk[i] for i in range(n))
     elif 4 * m <= n:  # narrow output: transposes to barrier(barrier(g^T) x)^T, a product with a wide right side
@@ -106,12 +110,13 @@ def _mixed_matmul_jvp(dtype, primals, tangents):
     x, kernel = primals
     dx, dkernel = tangents
     y = mixed_precision_matmul(x, kernel, dtype)
+    acc = _accumulation_dtype(x, kernel)
     # Symbolic zeros: no wasted product for an input that is not differentiated (e.g. the coordinates).
     terms = []
     if not isinstance(dx, SymbolicZero):
-        terms.append(_input_tangent(dx, kernel, dtype))
+        terms.append(_input_tangent(dx, kernel, dtype, acc))
     if not isinstance(dkernel, SymbolicZero):
-        terms.append(_kernel_tangent(x, dkernel))
+        terms.append(_kernel_tangent(x, dkernel, acc))
     if not terms:
         return y, jnp.zeros_like(y)
     return y, terms[0] if len(terms) == 1 else terms[0] + terms[1]
@@ -164,10 +169,10 @@ class Linear(nn.Module):
         kernel = self.param("kernel", self.kernel_init(fan_in), (fan_in, self.features), self.param_dtype)
         bias = self.param("bias", self.bias_init(fan_in), (self.features,), self.param_dtype)
         out_dtype = jnp.promote_types(x.dtype, jnp.float32)
-        if out_dtype != jnp.float32:  # float64 inputs keep plain (exact) products
-            y = jnp.dot(x, kernel.astype(out_dtype))
-        else:  # float32 too: its custom kernel gradient is faster on XLA:CPU than autodiff's
-            y = mixed_precision_matmul(x, kernel, jnp.dtype(self.dtype or jnp.float32))
+        # float64 inputs keep full-precision products; float32 ones use mixed_precision_matmul too, whose
+        # derivative rule gives XLA:CPU faster backward products than plain autodiff's
+        compute_dtype = out_dtype if out_dtype != jnp.float32 else jnp.dtype(self.dtype or jnp.float32)
+        y = mixed_precision_matmul(x, kernel.astype(out_dtype), compute_dtype)
         return y + bias.astype(out_dtype)
 
 

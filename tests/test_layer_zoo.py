@@ -245,6 +245,18 @@ def test_sinc_at_zero_is_one_with_finite_gradient():
     assert float(grads[4]) == pytest.approx((30 * t * math.cos(30 * t) - math.sin(30 * t)) / (30 * t * t), rel=1e-4)
 
 
+def test_sinc_second_derivative_accurate_near_zero():
+    # float32 second derivatives across the Taylor/quotient switch (|omega z| = 0.5) against float64 formulas
+    omega = 30.0
+    u = np.array([0.0, 1e-4, 1e-3, 1e-2, 0.1, 0.49, 0.51, 1.0, 3.0])
+    series = -1 / 3 + u**2 / 10 - u**4 / 168  # Taylor series of d^2/du^2 sin(u) / u
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quotient = -np.sin(u) / u - 2 * np.cos(u) / u**2 + 2 * np.sin(u) / u**3
+    exact = omega**2 * np.where(u < 0.1, series, quotient)
+    second = jax.vmap(jax.grad(jax.grad(lambda t: layer_zoo.sinc(t, omega))))(jnp.asarray(u / omega, jnp.float32))
+    np.testing.assert_allclose(np.asarray(second), exact, atol=1e-3 * omega**2)
+
+
 def test_finer_scale_gradient_option():
     z = jnp.array([0.3, -0.7])
     with_scale = jax.vmap(jax.grad(lambda t: layer_zoo.finer(t, 30.0, fast=False, scale_grad=True)))(z)
