@@ -4,8 +4,8 @@ The models are built from the registries (:data:`LAYERS`, :data:`ENCODINGS`, :da
 registered component is covered without editing this file. Each tiny model (width 8, depth 1, small encodings)
 runs in float64 and is checked for: ``jax.grad``, ``jax.jvp``, ``jax.jacfwd``, ``jax.jacrev`` and
 ``jax.hessian`` with respect to the coordinates and to the parameters, against central finite differences and
-against each other; ``jax.vmap`` over a batch of coordinates and over a stack of parameter sets; and ``jax.jit``
-of all of it (same values as the eager run).
+against each other; ``jax.vmap`` over a batch of coordinates and over a stack of parameter sets; all of it under
+``jax.jit`` (and, for one model, op by op with the same values).
 """
 
 from __future__ import annotations
@@ -161,12 +161,8 @@ def test_every_transformation_matches_finite_differences(case):
         args = (theta, x, jnp.asarray(POINTS), thetas, w, u, v)
         probe = jax.jit(lambda *a: _probe(f, *a)).lower(*args).compile(FAST_COMPILE)
         e = {k: np.asarray(a) for k, a in probe(*args).items()}
-        # eagerly (no jit) the same values
-        eager = {"y": f(theta, x), "grad_theta": jax.grad(lambda t: jnp.vdot(w, f(t, x)))(theta)}
         w, u, v = np.asarray(w), np.asarray(u), np.asarray(v)
 
-    for name, value in eager.items():
-        _close(e[name], value, 1e-9, f"{case}: jit({name}) vs eager")
     # transformations agree with each other (exactly up to rounding)
     _close(e["jacrev_x"], e["jacfwd_x"], 1e-10, f"{case}: jacrev_x vs jacfwd_x")
     _close(e["jvp_x"], e["jacfwd_x"] @ v[:x.size], 1e-10, f"{case}: jvp_x")
@@ -187,6 +183,22 @@ def test_every_transformation_matches_finite_differences(case):
     _close(e["jvp_theta"], e["fd_jvp_theta"], 1e-5, f"{case}: jvp_theta vs finite differences")
     _close(e["hessian_theta"] @ v, e["fd_hvp_theta"], 1e-4, f"{case}: hessian_theta vs finite differences")
     assert np.abs(e["jacfwd_x"]).max() > 0 and np.abs(e["grad_theta"]).max() > 0  # not trivially zero
+
+
+def test_eager_transformations_equal_jitted_ones():
+    # op by op (no jit) the transformations give the jitted values; one model, as eager evaluation is slow
+    model = build_model(model_config(**CASES["preset-siren"]))
+    x = jnp.asarray(POINTS[0], jnp.float32)
+    variables = model.init(jax.random.key(0), x[None])
+    f = lambda p: jnp.sum(model.apply(variables, p))  # noqa: E731
+    g = lambda v: jnp.sum(model.apply(v, x))  # noqa: E731
+
+    def derivatives(p, v):
+        return [jax.jvp(f, (p,), (jnp.ones(2),))[1], jax.grad(g)(v)]
+
+    for got, want in zip(jax.tree_util.tree_leaves(derivatives(x, variables)),
+                         jax.tree_util.tree_leaves(jax.jit(derivatives)(x, variables)), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("fan_in,features", [(2, 16), (32, 16), (16, 16), (32, 3), (16, 2)])
@@ -255,9 +267,9 @@ def test_finer_default_derivative_treats_the_scale_as_constant():
     z = jnp.array([-0.7, -0.1, 0.05, 0.4])
     f = lambda t: finer(t, 3.0, scale_grad=False)  # noqa: E731
     want = 3.0 * (jnp.abs(z) + 1) * jnp.cos(3.0 * (jnp.abs(z) + 1) * z)
-    np.testing.assert_allclose(np.asarray(jax.vmap(jax.grad(f))(z)), np.asarray(want), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(jax.jvp(f, (z,), (jnp.ones(4),))[1]), np.asarray(want), rtol=1e-5,
-                               atol=1e-6)
+    grad, tangent = jax.jit(lambda t: (jax.vmap(jax.grad(f))(t), jax.jvp(f, (t,), (jnp.ones(4),))[1]))(z)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(want), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(tangent), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
 def test_cases_cover_every_registered_name():
