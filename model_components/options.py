@@ -90,8 +90,8 @@ def type_name(annotation: Any) -> str:
     if origin is typing.Union or origin is types.UnionType:
         return " or ".join(type_name(a) for a in args)
     if origin in (tuple, list):
-        item = args[0] if args else Any
-        return f"a list of {type_name(item).removeprefix('a ').removeprefix('an ')}s" if item is not Any else "a list"
+        plural = {float: "numbers", int: "integers", str: "strings", bool: "bools (true or false)"}
+        return f"a list of {plural[args[0]]}" if args and args[0] in plural else "a list"
     if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
         return "a mapping of names to values"
     return getattr(annotation, "__name__", str(annotation))
