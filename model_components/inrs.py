@@ -132,6 +132,10 @@ class ModelConfig:
         if not isinstance(self.options, options_cls):
             raise ValueError(f"options of architecture {self.architecture!r} must be a {options_cls.__name__}, got "
                              f"{type(self.options).__name__}; build configs with model_config()")
+        clash = sorted(set(_option_names(options_cls)) & set(COMMON_FIELDS))
+        if clash:
+            raise ValueError(f"architecture {self.architecture!r} has options named like ModelConfig fields {clash}; "
+                             "rename them")
         for name in ("out_dim", "in_dim"):
             check_value(getattr(self, name), int, name)
             if getattr(self, name) <= 0:
@@ -144,17 +148,20 @@ class ModelConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"model", "architecture", "options": {...}, "out_dim", "in_dim", "dtype"}`` (JSON-ready)."""
-        return {"model": self.model, "architecture": self.architecture, "options": _options_dict(self.options),
+        """The config as flat JSON-ready data: ``{"model", "architecture", <the options' fields>, "out_dim",
+        "in_dim", "dtype"}`` (an architecture's option names never clash with these fields). Configs saved before
+        architectures were named are the same dict without ``architecture``."""
+        return {"model": self.model, "architecture": self.architecture, **_options_dict(self.options),
                 "out_dim": self.out_dim, "in_dim": self.in_dim, "dtype": self.dtype}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
         """Builds a config from a dict such as :meth:`to_dict`'s, or a partial one: fields left out come
         from the preset named by ``values["model"]`` (default ``relu_pe``), and flat option names work as
-        in :func:`model_config` (``{"model": "siren", "omega0": 20}``). The flat dicts of configs saved before
-        architectures were named (options at the top level, no ``architecture``) load as ``mlp`` configs.
-        Unknown keys raise ``ValueError`` listing the valid ones."""
+        in :func:`model_config` (``{"model": "siren", "omega0": 20}``); the options may also come nested as
+        ``{"options": {...}}`` (``dataclasses.asdict``'s form). Dicts of configs saved before architectures were
+        named (no ``architecture``) load as ``mlp`` configs. Unknown keys raise ``ValueError`` listing the valid
+        ones."""
         values = dict(values)
         return model_config(values.pop("model", "relu_pe"), **values)
 

@@ -159,7 +159,8 @@ def test_a_new_architecture_registers_in_one_place(monkeypatch):
     monkeypatch.setitem(MODELS._entries, "linear", _LinearOptions)
     config = model_config("relu_pe", architecture="linear", scale=2.0, in_dim=3, out_dim=1)
     assert config.architecture == "linear" and config.options == _LinearOptions(2.0)
-    assert config.to_dict()["options"] == {"scale": 2.0}
+    assert config.to_dict() == {"model": "relu_pe", "architecture": "linear", "scale": 2.0, "out_dim": 1, "in_dim": 3,
+                                "dtype": "auto"}
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     model = build_model(config)
     out = model.apply(model.init(jax.random.key(0), jnp.ones((1, 3))), jnp.ones((2, 3)))
@@ -177,9 +178,12 @@ def test_config_names_an_architecture_and_its_options():
     assert config.architecture == "mlp" and isinstance(config.options, MLPOptions)
     assert config.width == config.options.width == 128  # options read as attributes
     assert config.layer_options == {"omega0": 20} and config.first_layer_options == {"omega0": 20}
-    saved = config.to_dict()
-    assert set(saved) == {"model", "architecture", "options", "out_dim", "in_dim", "dtype"}
-    assert saved["options"]["width"] == 128
+    saved = config.to_dict()  # flat: the fields, then the options
+    assert saved == {"model": "siren", "architecture": "mlp", **dataclasses.asdict(config.options), "out_dim": 3,
+                     "in_dim": 2, "dtype": "float32"}
+    assert ModelConfig.from_dict(saved) == config
+    nested = dataclasses.asdict(config)  # {"options": {...}} nested, as dataclasses.asdict writes it
+    assert nested["options"]["width"] == 128 and ModelConfig.from_dict(nested) == config
     with pytest.raises(AttributeError):
         config.no_such_option  # noqa: B018
     with pytest.raises(ValueError, match="must be a MLPOptions"):
@@ -198,6 +202,7 @@ def test_configs_saved_before_architectures_build_the_same_network(entry):
     config = ModelConfig.from_dict(legacy)
     assert config.architecture == "mlp" and config.model == legacy["model"]
     assert {k: getattr(config, k) for k in legacy} == legacy
+    assert config.to_dict() == {**legacy, "architecture": "mlp"}  # saved the same way, plus the architecture
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     fit = FitConfig.from_dict({"model": legacy, "steps": 3})  # a whole legacy config.json
     assert fit.model == config
