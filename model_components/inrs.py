@@ -100,7 +100,8 @@ class ModelConfig:
     also read as attributes of the config: ``config.width`` is ``config.options.width``.
 
     Attributes:
-      model: name of the preset the config started from (:data:`MODEL_PRESETS`); informational once built.
+      model: name of the preset the config started from (:data:`MODEL_PRESETS`), or of the architecture when it
+        started from the architecture's defaults; informational once built.
       architecture: a name in :data:`MODELS` (``mlp``).
       options: that architecture's options dataclass (``mlp``: :class:`~model_components.mlp.MLPOptions`:
         encoding, layer and their options, width, depth, output map).
@@ -127,7 +128,8 @@ class ModelConfig:
     def validate(self) -> ModelConfig:
         """Raises ``ValueError`` naming the bad field or option, the expected type or the valid choices; returns
         self."""
-        MODEL_PRESETS.get(self.model)
+        if self.model not in MODELS:
+            MODEL_PRESETS.get(self.model)
         options_cls = MODELS.get(self.architecture)
         if not isinstance(self.options, options_cls):
             raise ValueError(f"options of architecture {self.architecture!r} must be a {options_cls.__name__}, got "
@@ -179,7 +181,8 @@ def model_config(model: str | None = None, base: ModelConfig | None = None, **ov
     """A validated :class:`ModelConfig` from a preset (or ``base``) and flat overrides.
 
     Args:
-      model: preset name in :data:`MODEL_PRESETS`; ``None`` keeps ``base`` (or ``relu_pe`` without base).
+      model: preset name in :data:`MODEL_PRESETS`, or an architecture name in :data:`MODELS` (its default
+        options); ``None`` keeps ``base`` (without base: the ``architecture`` override's defaults, or ``relu_pe``).
       base: config to modify instead of the preset's defaults.
       **overrides: ModelConfig fields (``in_dim=3``, ``dtype="float32"``, ``architecture=...``), option fields
         of the architecture (``width=128``, ``layer="gauss"``), an ``options`` dict of them, or what the
@@ -191,11 +194,13 @@ def model_config(model: str | None = None, base: ModelConfig | None = None, **ov
     Raises:
       ValueError: unknown preset, field or option, or a value of the wrong type, naming the valid ones.
     """
-    if model is None and base is None:
-        model = "relu_pe"
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if model is None and base is None:
+        model = overrides.get("architecture", "relu_pe")
     if model is not None:
-        fields = dict(MODEL_PRESETS.get(model))
+        # a preset, or an architecture's name for its default options (an architecture without presets)
+        fields = {"architecture": model} if model not in MODEL_PRESETS and model in MODELS else \
+            dict(MODEL_PRESETS.get(model))
         common = {"model": model, **{k: fields.pop(k) for k in COMMON_FIELDS if k in fields}}
         options = fields
     else:

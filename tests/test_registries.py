@@ -157,10 +157,13 @@ class _LinearOptions:
 
 def test_a_new_architecture_registers_in_one_place(monkeypatch):
     monkeypatch.setitem(MODELS._entries, "linear", _LinearOptions)
-    config = model_config("relu_pe", architecture="linear", scale=2.0, in_dim=3, out_dim=1)
+    config = model_config("linear", scale=2.0, in_dim=3, out_dim=1)  # from the architecture's defaults
     assert config.architecture == "linear" and config.options == _LinearOptions(2.0)
-    assert config.to_dict() == {"model": "relu_pe", "architecture": "linear", "scale": 2.0, "out_dim": 1, "in_dim": 3,
+    assert config.to_dict() == {"model": "linear", "architecture": "linear", "scale": 2.0, "out_dim": 1, "in_dim": 3,
                                 "dtype": "auto"}
+    assert model_config(architecture="linear", scale=2.0, in_dim=3, out_dim=1) == config
+    # from a preset of another architecture: the options restart from the new architecture's defaults
+    assert model_config("siren", architecture="linear").options == _LinearOptions()
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     model = build_model(config)
     out = model.apply(model.init(jax.random.key(0), jnp.ones((1, 3))), jnp.ones((2, 3)))
