@@ -12,14 +12,11 @@ from typing import Any
 import yaml
 
 from inr_utils.errors import InputError
-from model_components.inrs import PRESET_TRAINING, ModelConfig, model_config
+from inr_utils.presets import TRAINING_PRESETS
+from model_components.inrs import ModelConfig, model_config
 
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 YAML_SUFFIXES = (".yaml", ".yml")
-
-#: Training defaults that differ per model preset (applied when a preset is chosen and the field is not set),
-#: registered with each preset (``model_components.presets``); e.g. SIREN trains with Adam 1e-4.
-TRAINING_PRESETS: dict[str, dict[str, Any]] = PRESET_TRAINING
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +86,7 @@ class FitConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FitConfig:

@@ -1,7 +1,11 @@
 """Samplers: pick the (coords, values) pairs of one training step from a signal kept on the device.
 
-A sampler is a pure function ``sample(data, key) -> (coords, values)`` usable inside ``jit``/``lax.scan``,
-so training never goes back to the host for data.
+A signal of any dimension (audio ``(N, C)``, image ``(H, W, C)``, video/volume ``(T, H, W, C)``) becomes flat
+:class:`PixelData` (:func:`signal_to_data`); a sampler is a pure function ``sample(data, key) -> (coords,
+values)`` usable inside ``jit``/``lax.scan``, so training never goes back to the host for data. Samplers only see
+the flat ``(N, d)`` coords, so each works for any coordinate dimension d.
+
+:data:`SAMPLERS` lists the sampler factories by name; :func:`make_sampler` picks one from a batch size.
 """
 
 from __future__ import annotations
@@ -13,16 +17,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from inr_utils.grids import make_grid
+from inr_utils.grids import Bounds, cell_size, grid
+from model_components.registry import Registry
 
 
 class PixelData(NamedTuple):
-    """A signal sampled on a grid, flattened for training.
+    """A signal sampled on a grid (of any dimension d), flattened for training.
 
     Attributes:
-      coords: ``(N, in_dim)`` float32 pixel-centre coordinates (see :mod:`inr_utils.grids`).
+      coords: ``(N, d)`` float32 sample-centre coordinates (see :mod:`inr_utils.grids`).
       values: ``(N, C)`` float32 signal values in [0, 1].
-      pixel_size: ``(in_dim,)`` float32 extent of one pixel in coordinate units (2/W, 2/H), for jitter.
+      pixel_size: ``(d,)`` float32 extent of one sample cell in coordinate units (2/W, 2/H, ...), for jitter.
     """
 
     coords: jax.Array
@@ -30,14 +35,33 @@ class PixelData(NamedTuple):
     pixel_size: jax.Array
 
 
+#: The flat form of a signal of any dimension (the same type as :class:`PixelData`).
+SignalData = PixelData
+
+
+def signal_to_data(signal: np.ndarray | jax.Array, bounds: Bounds | None = None) -> PixelData:
+    """A signal of shape ``(*shape, C)`` (the last axis is channels: ``(N, C)`` audio, ``(H, W, C)`` image,
+    ``(T, H, W, C)`` video) -> :class:`PixelData` with ``prod(shape)`` rows in C (row-major) order, coordinates
+    by :func:`inr_utils.grids.grid` (``coords[:, 0]`` along the last sample axis).
+
+    Args:
+      signal: at least 2-D array; a 1-channel 1-D signal is ``(N, 1)``.
+      bounds: the box of the domain the signal covers (default [-1, 1]^d).
+    """
+    if signal.ndim < 2:
+        raise ValueError(f"expected a signal of shape (*sample_axes, channels), got shape {tuple(signal.shape)}; "
+                         "give a 1-channel 1-D signal as (N, 1)")
+    shape, channels = tuple(signal.shape[:-1]), signal.shape[-1]
+    coords = grid(shape, bounds).reshape(-1, len(shape))
+    values = jnp.asarray(signal, dtype=jnp.float32).reshape(-1, channels)
+    return PixelData(coords, values, jnp.asarray(cell_size(shape, bounds)))
+
+
 def image_to_pixel_data(image: np.ndarray | jax.Array) -> PixelData:
     """``(H, W, C)`` image -> :class:`PixelData` with ``N = H * W`` rows, in row-major pixel order."""
     if image.ndim != 3:
         raise ValueError(f"expected an image of shape (H, W, C), got shape {tuple(image.shape)}")
-    height, width, channels = image.shape
-    coords = make_grid(height, width).reshape(-1, 2)
-    values = jnp.asarray(image, dtype=jnp.float32).reshape(-1, channels)
-    return PixelData(coords, values, jnp.asarray([2.0 / width, 2.0 / height], dtype=jnp.float32))
+    return signal_to_data(image)
 
 
 Sampler = Callable[[PixelData, jax.Array], tuple[jax.Array, jax.Array]]
@@ -68,7 +92,7 @@ def random_batch_sampler(batch_size: int, jitter: bool = False) -> Sampler:
 
 
 def full_image_sampler(jitter: bool = False) -> Sampler:
-    """Every pixel, every step (SIREN's setting). With ``jitter`` coordinates move within their cells.
+    """Every sample of the signal, every step (SIREN's setting). With ``jitter`` coordinates move within their cells.
 
     Returns:
       ``sample(data, key) -> (coords (N, in_dim), values (N, C))``.
@@ -83,6 +107,16 @@ def full_image_sampler(jitter: bool = False) -> Sampler:
     return sample
 
 
+#: Sampler factories by name (the explicit list): ``"random"`` (``batch_size``, ``jitter``) and ``"full"``
+#: (``jitter``); each returns a :data:`Sampler`.
+SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler", {
+    "random": random_batch_sampler,
+    "full": full_image_sampler,
+})
+
+
 def make_sampler(batch_size: int | None, jitter: bool = False) -> Sampler:
     """``batch_size=None`` -> :func:`full_image_sampler`, else :func:`random_batch_sampler`."""
-    return full_image_sampler(jitter) if batch_size is None else random_batch_sampler(batch_size, jitter)
+    if batch_size is None:
+        return SAMPLERS.get("full")(jitter=jitter)
+    return SAMPLERS.get("random")(batch_size, jitter=jitter)

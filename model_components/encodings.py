@@ -13,12 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from model_components.registry import Registry
 
-ENCODINGS: Registry[type[nn.Module]] = Registry("encoding")
+def __getattr__(name: str) -> object:  # the encoding registry moved to model_components.catalog (an explicit list)
+    if name == "ENCODINGS":
+        from model_components.catalog import ENCODINGS
+
+        return ENCODINGS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@ENCODINGS.register("none")
 class IdentityEncoding(nn.Module):
     """Passes raw coordinates through: ``(..., d) -> (..., d)``."""
 
@@ -30,7 +33,6 @@ class IdentityEncoding(nn.Module):
         return coords
 
 
-@ENCODINGS.register("nerf")
 class PositionalEncoding(nn.Module):
     """NeRF positional encoding (Mildenhall et al. 2020, "NeRF", Eq. 4).
 
@@ -78,7 +80,6 @@ def gaussian_fourier_matrix(key: jax.Array, shape: tuple[int, int], scale: float
     return scale * jax.random.normal(key, shape)
 
 
-@ENCODINGS.register("fourier")
 class GaussianFourierFeatures(nn.Module):
     """Random Fourier features (Tancik et al. 2020, "Fourier Features Let Networks Learn High Frequency
     Functions in Low Dimensional Domains", Sec. 5):
@@ -131,7 +132,6 @@ def _positive_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-@ENCODINGS.register("multiscale_fourier")
 class MultiScaleFourierFeatures(nn.Module):
     """Multi-scale random Fourier features (Wang, Wang & Perdikaris 2021, "On the eigenvector bias of Fourier
     feature networks: From regression to solving multi-scale PDEs with physics-informed neural networks",
@@ -221,7 +221,6 @@ def lattice_frequencies(in_dim: int, max_frequency: int, half: bool = True) -> n
     return grid.astype(np.int32)
 
 
-@ENCODINGS.register("lattice_fourier")
 class LatticeFourierFeatures(nn.Module):
     """Fourier features on the integer lattice: a deterministic, complete Fourier basis of [-1, 1]^d up to
     frequency K per axis (the Fourier-series view of Fourier feature networks; cf. Tancik et al. 2020, Sec. 4,

@@ -11,8 +11,9 @@ occupies rows ``offsets[l] : offsets[l] + sizes[l]``), the corner indices of all
 vectorised integer pass, and the features are read with one gather (whose gradient is one scatter-add), so
 the cost does not grow with Python-level loops over levels or corners.
 
-This module registers the ``hashgrid`` encoding in :data:`encodings.ENCODINGS` and the ``hashgrid`` model
-preset; it imports nothing of the package except the registries (``inrs`` imports it).
+This module defines the ``hashgrid`` encoding and the ``hashgrid`` model preset's fields (:data:`PRESET`); both
+are listed in :mod:`model_components.catalog` / :mod:`model_components.presets`. It imports nothing of the
+package.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from model_components.encodings import ENCODINGS
-from model_components.presets import register_preset
 
 #: Per-dimension multipliers of the spatial hash (Müller et al. 2022, Eq. 4): pi_1 = 1, pi_2, pi_3.
 HASH_PRIMES = (1, 2654435761, 805459861)
@@ -220,7 +218,6 @@ def interpolate_rows(table: jax.Array, rows: jax.Array, weights: jax.Array) -> j
     return out
 
 
-@ENCODINGS.register("hashgrid")
 class HashGridEncoding(nn.Module):
     """Multiresolution hash encoding (Müller et al. 2022, "Instant Neural Graphics Primitives with a
     Multiresolution Hash Encoding", Sec. 3).
@@ -312,18 +309,12 @@ def all_grid_vertices(resolution: int, in_dim: int) -> np.ndarray:
 
 
 # Instant-NGP on images: hash grid + one 64-wide ReLU layer, trained on the full image with Adam at lr 0.03
-# (Adam's step size is ~lr per table entry, and entries start at 1e-4). PSNR after 100 / 500 cosine-decayed
-# steps on 256x256 images, lr 0.1 vs 0.03 vs 0.01:
-#   astronaut, full image:        39.3 / 49.5  vs  39.6 / 48.5
-#   camera, full image:           30.3 / 45.7  vs  41.8 / 51.3
-#   astronaut, batches of 4096:   33.8 / 42.6  vs  34.1 / 43.9  vs  31.5 / 42.1
-#   camera, batches of 4096:      25.5 / 29.1  vs  35.4 / 46.0  vs  34.4 / 42.8
-# so 0.03 is the default. lr 0.1 reaches 30 dB on the astronaut in fewer steps (25, against 65 at 0.01 and 38
-# at 0.05), which is why benchmarks/time_to_psnr.py sets it. Other measured alternatives (steps to 30 dB at
-# lr 0.1): depth 1: 51; width 32: 31; L=8, F=4: 26; L=4, F=8: 27-30; T = 2^16 or 2^17: 25 with more parameters.
-register_preset("hashgrid", training={"lr": 3e-2, "lr_schedule": "cosine", "batch_size": None, "steps": 500},
-                encoding="hashgrid",
-                encoding_options={"num_levels": 16, "features_per_level": 2, "log2_table_size": 15,
-                                  "base_resolution": 16, "max_resolution": 256},
-                layer="dense", layer_options={"activation": "relu"}, width=64, depth=0,
-                output_activation="sigmoid", dtype="float32")
+# (its training settings and how they were chosen: ``inr_utils.presets.TRAINING_PRESETS["hashgrid"]``).
+# Other measured alternatives (steps to 30 dB at lr 0.1): depth 1: 51; width 32: 31; L=8, F=4: 26; L=4, F=8:
+# 27-30; T = 2^16 or 2^17: 25 with more parameters.
+#: The ``hashgrid`` model preset (ModelConfig fields); listed in :data:`model_components.presets.MODEL_PRESETS`.
+PRESET: dict = dict(encoding="hashgrid",
+                    encoding_options={"num_levels": 16, "features_per_level": 2, "log2_table_size": 15,
+                                      "base_resolution": 16, "max_resolution": 256},
+                    layer="dense", layer_options={"activation": "relu"}, width=64, depth=0,
+                    output_activation="sigmoid", dtype="float32")

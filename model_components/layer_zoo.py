@@ -28,8 +28,7 @@ import jax.numpy as jnp
 
 from model_components import initializers
 from model_components.fast_math import fast_cos, fast_sin
-from model_components.layers import LAYERS, FanInInit, Linear, hyperparameter, mixed_precision_matmul
-from model_components.presets import register_preset
+from model_components.layers import FanInInit, Linear, hyperparameter, mixed_precision_matmul
 
 # ----------------------------------------------------------------------------------------------- activations
 
@@ -224,7 +223,6 @@ class _ZooLayer(nn.Module):
 # ------------------------------------------------------------------------ "Beyond periodicity" family
 
 
-@LAYERS.register("gauss")
 class GaussLayer(_ZooLayer):
     """Gaussian-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``exp(-z^2 / (2 sigma^2))`` with ``z = x W + b``.
@@ -248,7 +246,6 @@ class GaussLayer(_ZooLayer):
     ACTIVATION = staticmethod(gauss)
 
 
-@LAYERS.register("quadratic")
 class QuadraticLayer(_ZooLayer):
     """Quadratic-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``1 / (1 + (a z)^2)`` with ``z = x W + b``.
@@ -270,7 +267,6 @@ class QuadraticLayer(_ZooLayer):
     ACTIVATION = staticmethod(quadratic)
 
 
-@LAYERS.register("multiquadratic")
 class MultiQuadraticLayer(_ZooLayer):
     """Multi-quadratic-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying
     Framework for Activations in Coordinate-MLPs", Table 1): ``1 / sqrt(1 + (a z)^2)`` with ``z = x W + b``.
@@ -292,7 +288,6 @@ class MultiQuadraticLayer(_ZooLayer):
     ACTIVATION = staticmethod(multiquadratic)
 
 
-@LAYERS.register("laplacian")
 class LaplacianLayer(_ZooLayer):
     """Laplacian-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``exp(-|z| / a)`` with ``z = x W + b``.
@@ -315,7 +310,6 @@ class LaplacianLayer(_ZooLayer):
     ACTIVATION = staticmethod(laplacian)
 
 
-@LAYERS.register("supergaussian")
 class SuperGaussianLayer(_ZooLayer):
     """Super-Gaussian-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying
     Framework for Activations in Coordinate-MLPs", Table 1): ``[exp(-z^2 / (2 a^2))]^b`` with ``z = x W + b``.
@@ -341,7 +335,6 @@ class SuperGaussianLayer(_ZooLayer):
     ACTIVATION = staticmethod(supergaussian)
 
 
-@LAYERS.register("expsin")
 class ExpSinLayer(_ZooLayer):
     """ExpSin-activated layer (Ramasinghe & Lucey 2022, "Beyond Periodicity: Towards a Unifying Framework
     for Activations in Coordinate-MLPs", Table 1): ``exp(-sin(a z))`` with ``z = x W + b``.
@@ -410,7 +403,6 @@ class ComplexLinear(nn.Module):
         return jax.lax.complex(y[..., :m] + bias_re, y[..., m:] + bias_im)
 
 
-@LAYERS.register("wire")
 class WireLayer(_ZooLayer):
     """WIRE layer (Saragadam et al. 2023, "WIRE: Wavelet Implicit Neural Representations"): complex
     Gabor wavelet ``exp(i omega0 z) exp(-|s0 z|^2)`` of ``z = x W + b``.
@@ -455,7 +447,6 @@ class WireLayer(_ZooLayer):
         return gabor_wavelet(z.real, z.imag, omega0, s0, self.fast)
 
 
-@LAYERS.register("wire_real")
 class RealWireLayer(_ZooLayer):
     """Real Gabor wavelet layer (Saragadam et al. 2023, "WIRE: Wavelet Implicit Neural Representations"):
     ``cos(omega0 z) exp(-(s0 z)^2)`` with ``z = x W + b`` real.
@@ -486,7 +477,6 @@ class RealWireLayer(_ZooLayer):
 # ------------------------------------------------------------------------------- sine-like: FINER, HOSC, sinc
 
 
-@LAYERS.register("finer")
 class FinerLayer(_ZooLayer):
     """FINER layer (Liu et al. 2024, "FINER: Flexible spectral-bias tuning in Implicit NEural Representation
     by Variable-periodic Activation Functions"): ``sin(omega0 (|z| + 1) z)`` with ``z = x W + b``.
@@ -530,7 +520,6 @@ class FinerLayer(_ZooLayer):
         return finer(z, self._hp("omega0"), self.fast, self.scale_grad)
 
 
-@LAYERS.register("hosc")
 class HoscLayer(_ZooLayer):
     """HOSC layer (Serrano et al. 2024, "HOSC: A Periodic Activation Function for Preserving Sharp Features
     in Implicit Neural Representations"): ``tanh(beta sin(omega0 z))`` with ``z = x W + b``.
@@ -568,7 +557,6 @@ class HoscLayer(_ZooLayer):
         return hosc(z, self._hp("beta"), self._hp("omega0"), self.fast)
 
 
-@LAYERS.register("adahosc")
 class AdaHoscLayer(HoscLayer):
     """AdaHOSC layer (Serrano et al. 2024, "HOSC: A Periodic Activation Function for Preserving Sharp
     Features in Implicit Neural Representations"): :class:`HoscLayer`, ``tanh(beta sin(omega0 z))``, with
@@ -582,7 +570,6 @@ class AdaHoscLayer(HoscLayer):
     LAYER_NAME = "adahosc"
 
 
-@LAYERS.register("sinc")
 class SincLayer(_ZooLayer):
     """Sinc-activated layer (Saratchandran et al. 2024, "A sampling theory perspective on activations for
     implicit neural representations"): ``sinc(omega z) = sin(omega z) / (omega z)`` (1 at 0) with
@@ -618,28 +605,27 @@ ZOO_LAYERS: dict[str, type[nn.Module]] = {
 
 # ----------------------------------------------------------------------------------------------- presets
 # 1 + 3 hidden layers of 256 (WIRE: 1 + 2 of 222 complex features, see _WIRE_NOTE): about 199k parameters
-# each. Learning rates and activation options were checked on scikit-image's astronaut at
-# 64x64: Adam with the default cosine decay, the full image every step, 300 steps, seed 0; the PSNRs below
-# are of that training image (with 200k parameters for 4096 pixels this measures how fast a layer type
-# memorises, not how well it interpolates). Zero-centred activations get a linear head + 0.5 (like SIREN),
-# positive bumps a sigmoid head (as in the "beyond periodicity" reference code).
+# each. The activation options were checked on scikit-image's astronaut at 64x64 together with the learning
+# rates of ``inr_utils.presets.TRAINING_PRESETS`` (where the check and its PSNRs are written down). Zero-centred
+# activations get a linear head + 0.5 (like SIREN), positive bumps a sigmoid head (as in the "beyond
+# periodicity" reference code).
 
 _CENTRED = dict(output_activation="identity", output_offset=0.5)
 _POSITIVE = dict(output_activation="sigmoid")
-_PRESETS: dict[str, tuple[float, dict[str, Any], int, dict[str, Any]]] = {
-    # name: (Adam lr, layer options, width, head)   # PSNR of the check (SIREN preset, lr 1e-4: 39.7 dB)
-    "gauss": (3e-3, {"sigma": 0.05}, 256, _POSITIVE),  # 47.9 dB (sigma 0.03: 46.2, 0.1: 40.5)
-    "quadratic": (3e-3, {"a": 30.0}, 256, _POSITIVE),  # 45.0 dB (a 10: 36.0, 100: 21.8)
-    "multiquadratic": (3e-3, {"a": 60.0}, 256, _POSITIVE),  # 39.1 dB (a 30: 35.8, 100: 37.1)
-    "laplacian": (3e-3, {"a": 0.03}, 256, _POSITIVE),  # 44.0 dB (a 0.1: 39.4, 0.01: 11.0)
-    "supergaussian": (3e-3, {"a": 0.05, "b": 2.0}, 256, _POSITIVE),  # 47.6 dB (a 0.1: 45.9)
-    "expsin": (1e-3, {"a": 5.0}, 256, _POSITIVE),  # 36.5 dB (a 3: 27.6, a 10: fails to train)
-    "wire": (1e-3, {"omega0": 10.0, "s0": 10.0}, 222, _CENTRED),  # see _WIRE_NOTE; 64x64 check: omega0 20: 73.2 dB
-    "wire_real": (1e-3, {"omega0": 20.0, "s0": 10.0}, 256, _CENTRED),  # 123.9 dB (lr 3e-3: 50.7)
-    "finer": (5e-4, {"omega0": 30.0, "first_bias_scale": 1.0}, 256, _CENTRED),  # 133.2 dB (k 20: 80.1)
-    "hosc": (2e-4, {"beta": 8.0, "omega0": 30.0}, 256, _CENTRED),  # 86.4 dB (lr 1e-4: 58.6, 5e-4: 52.3)
-    "adahosc": (2e-4, {"beta": 8.0, "omega0": 30.0}, 256, _CENTRED),  # 72.7 dB
-    "sinc": (1e-3, {"omega": 30.0}, 256, _CENTRED),  # 81.1 dB (omega 10: 36.0, 60: 38.3)
+_PRESETS: dict[str, tuple[dict[str, Any], int, dict[str, Any]]] = {
+    # name: (layer options, width, head)
+    "gauss": ({"sigma": 0.05}, 256, _POSITIVE),
+    "quadratic": ({"a": 30.0}, 256, _POSITIVE),
+    "multiquadratic": ({"a": 60.0}, 256, _POSITIVE),
+    "laplacian": ({"a": 0.03}, 256, _POSITIVE),
+    "supergaussian": ({"a": 0.05, "b": 2.0}, 256, _POSITIVE),
+    "expsin": ({"a": 5.0}, 256, _POSITIVE),
+    "wire": ({"omega0": 10.0, "s0": 10.0}, 222, _CENTRED),  # see _WIRE_NOTE; 64x64 check: omega0 20: 73.2 dB
+    "wire_real": ({"omega0": 20.0, "s0": 10.0}, 256, _CENTRED),
+    "finer": ({"omega0": 30.0, "first_bias_scale": 1.0}, 256, _CENTRED),
+    "hosc": ({"beta": 8.0, "omega0": 30.0}, 256, _CENTRED),
+    "adahosc": ({"beta": 8.0, "omega0": 30.0}, 256, _CENTRED),
+    "sinc": ({"omega": 30.0}, 256, _CENTRED),
 }
 
 # _WIRE_NOTE: WIRE is 1 + 2 hidden layers of 222 complex features (about 200k parameters, and the reference
@@ -650,6 +636,10 @@ _PRESETS: dict[str, tuple[float, dict[str, Any], int, dict[str, Any]]] = {
 # 14.7 dB; 1+3 x 181, omega0 10: 24.0 dB; 1+2 x 222, omega0 10: 27.7 dB.
 _DEPTHS = {"wire": 2}
 
-for _name, (_lr, _options, _width, _head) in _PRESETS.items():
-    register_preset(_name, training={"lr": _lr}, encoding="none", layer=_name, layer_options=dict(_options),
-                    width=_width, depth=_DEPTHS.get(_name, 3), dtype="float32", **_head)
+#: Model presets of the zoo layers (preset name -> ModelConfig fields); listed in
+#: :data:`model_components.presets.MODEL_PRESETS`.
+PRESETS: dict[str, dict[str, Any]] = {
+    name: dict(encoding="none", layer=name, layer_options=dict(options), width=width,
+               depth=_DEPTHS.get(name, 3), dtype="float32", **head)
+    for name, (options, width, head) in _PRESETS.items()
+}

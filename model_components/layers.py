@@ -20,12 +20,20 @@ from model_components import initializers
 from model_components.fast_math import fast_sin
 from model_components.registry import Registry
 
-LAYERS: Registry[type[nn.Module]] = Registry("layer")
+
+def __getattr__(name: str) -> Any:  # the layer registry moved to model_components.catalog (an explicit list)
+    if name == "LAYERS":
+        from model_components.catalog import LAYERS
+
+        return LAYERS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Maps fan_in to an initializer; INR inits depend on fan_in, which a layer only knows when first called.
 FanInInit = Callable[[int], initializers.Initializer]
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+#: Elementwise activations by name (the explicit list of the activation registry).
+ACTIVATIONS: Registry[Callable[[jax.Array], jax.Array]] = Registry("activation", {
     "relu": jax.nn.relu,
     "gelu": jax.nn.gelu,
     "silu": jax.nn.silu,
@@ -34,7 +42,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "leaky_relu": jax.nn.leaky_relu,
     "sigmoid": jax.nn.sigmoid,
     "identity": lambda x: x,
-}
+})
 
 
 #: Widths up to which a factor of the product is handled with elementwise multiply-adds instead of a matrix
@@ -176,7 +184,6 @@ class Linear(nn.Module):
         return y + bias.astype(out_dtype)
 
 
-@LAYERS.register("dense")
 class DenseLayer(nn.Module):
     """``activation(x W + b)`` with PyTorch's default init U(-1/sqrt(n), 1/sqrt(n)) for W and b.
 
@@ -204,7 +211,6 @@ class DenseLayer(nn.Module):
         return get_activation(self.activation)(Linear(self.features, dtype=self.dtype)(x))
 
 
-@LAYERS.register("sine")
 class SineLayer(nn.Module):
     """SIREN layer (Sitzmann et al. 2020, Sec. 3): ``sin(omega0 (x W + b))``.
 

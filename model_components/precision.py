@@ -7,6 +7,12 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
+
+from model_components.registry import Registry
+
+#: Compute dtypes of matrix products by name (parameters stay float32); ``"auto"`` resolves to one of them.
+DTYPES: Registry[type] = Registry("dtype", {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16})
 
 
 @functools.cache

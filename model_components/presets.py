@@ -1,34 +1,33 @@
 """Model presets: named starting points for :func:`model_components.inrs.model_config`.
 
-A preset is a dict of ``ModelConfig`` fields plus the training settings it is known to work with. Layer
-modules register their own preset next to the layer (``register_preset("gauss", ...)``), so adding a layer
-type with a good default is a one-file change. This module imports nothing else of the package, so any
-module may register from here.
+A preset is a dict of :class:`~model_components.inrs.ModelConfig` fields (``architecture``, ``in_dim``,
+``out_dim``, ``dtype``) and options of its architecture (for the MLP: ``encoding``, ``layer``,
+``layer_options``, ``width``, ...); everything left out keeps the defaults. Presets are architectures only:
+the training settings they work well with are ``inr_utils.presets.TRAINING_PRESETS``.
+
+What is registered is the explicit list below; a layer or encoding module keeps its preset's fields next to
+its code (``layer_zoo.PRESETS``, ``hash_grid.PRESET``) and this module lists them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-#: Preset name -> the ModelConfig fields it sets (others keep the ModelConfig defaults).
-MODEL_PRESETS: dict[str, dict[str, Any]] = {}
-#: Preset name -> FitConfig fields it recommends (e.g. ``{"lr": 1e-4}``); read by ``inr_utils.config``.
-PRESET_TRAINING: dict[str, dict[str, Any]] = {}
+from model_components import hash_grid, layer_zoo
+from model_components.registry import Registry
 
-
-def register_preset(name: str, training: Mapping[str, Any] | None = None, **fields: Any) -> None:
-    """Registers the model preset ``name``.
-
-    Args:
-      name: the preset's name (what ``--model`` takes).
-      training: FitConfig fields the preset trains well with (e.g. ``{"lr": 1e-4, "lr_schedule": "cosine"}``).
-      **fields: ModelConfig fields (``layer="gauss"``, ``layer_options={...}``, ``width=256``, ...).
-
-    Raises:
-      KeyError: ``name`` is already registered.
-    """
-    if name in MODEL_PRESETS:
-        raise KeyError(f"model preset {name!r} is already registered")
-    MODEL_PRESETS[name] = dict(fields)
-    PRESET_TRAINING[name] = dict(training or {})
+#: Preset name -> the ModelConfig fields / architecture options it sets (others keep their defaults).
+MODEL_PRESETS: Registry[dict[str, Any]] = Registry("model", {
+    # Positional encoding + ReLU MLP, the classic tutorial INR (Mildenhall et al. 2020; Tancik et al. 2020).
+    "relu_pe": dict(encoding="nerf", encoding_options={"num_frequencies": 10}, layer="dense",
+                    layer_options={"activation": "relu"}, width=256, depth=4, output_activation="sigmoid"),
+    # Gaussian Fourier feature network (Tancik et al. 2020): random Fourier features + ReLU MLP.
+    "ffn": dict(encoding="fourier", encoding_options={"num_features": 256, "scale": 10.0}, layer="dense",
+                layer_options={"activation": "relu"}, width=256, depth=3, output_activation="sigmoid"),
+    # SIREN (Sitzmann et al. 2020): raw coordinates, sine layers, linear output centred on mid-grey. float32:
+    # omega0 = 30 scales the rounding error of bfloat16 products to ~0.1 rad of phase.
+    "siren": dict(encoding="none", layer="sine", layer_options={"omega0": 30.0}, first_layer_options={"omega0": 30.0},
+                  width=256, depth=3, output_activation="identity", output_offset=0.5, dtype="float32"),
+    **layer_zoo.PRESETS,
+    "hashgrid": hash_grid.PRESET,
+})

@@ -8,11 +8,20 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from inr_utils.grids import Region, coords_to_pixel_indices, make_grid, pixel_centers
+from inr_utils.grids import (
+    Region,
+    cell_size,
+    coords_to_indices,
+    coords_to_pixel_indices,
+    grid,
+    make_grid,
+    pixel_centers,
+)
 from inr_utils.losses import LOSSES, l1_loss, mse_loss
 from inr_utils.metrics import mse, psnr, psnr_from_mse, ssim
-from inr_utils.rendering import render
-from inr_utils.samplers import image_to_pixel_data
+from inr_utils.rendering import render, render_grid
+from inr_utils.samplers import image_to_pixel_data, signal_to_data
+from inr_utils.sweeps import render_many
 from model_components.inrs import build_model, model_config
 
 # ------------------------------------------------------------------------------------------ grids
@@ -63,6 +72,23 @@ def test_pixel_data_row_major():
     np.testing.assert_allclose(np.asarray(data.values[:, 0]), image.ravel())
     np.testing.assert_allclose(np.asarray(data.coords), np.asarray(make_grid(2, 3)).reshape(6, 2))
     np.testing.assert_allclose(np.asarray(data.pixel_size), [2 / 3, 1.0])
+
+
+def test_d_dimensional_grid_is_the_2d_grid_for_images():
+    for h, w in ((4, 6), (1, 1), (7, 3)):
+        np.testing.assert_array_equal(np.asarray(grid((h, w))), np.asarray(make_grid(h, w)))
+        region = Region(-0.5, 0.25, 0.1, 0.9)
+        np.testing.assert_array_equal(np.asarray(grid((h, w), region.bounds())), np.asarray(make_grid(h, w, region)))
+        np.testing.assert_array_equal(np.asarray(coords_to_indices(make_grid(h, w), (h, w))),
+                                      np.asarray(coords_to_pixel_indices(make_grid(h, w), h, w)))
+        np.testing.assert_array_equal(cell_size((h, w)), np.asarray([2 / w, 2 / h], np.float32))
+
+
+def test_signal_data_of_an_image_is_its_pixel_data(image):
+    old, new = image_to_pixel_data(image), signal_to_data(image)
+    for a, b in zip(old, new, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert a.dtype == b.dtype
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -119,6 +145,22 @@ def test_chunked_and_region_render_of_a_real_model():
     # the top half of the domain at half the rows is the top half of the image
     top = render(model.apply, variables, h // 2, w, Region(-1.0, 1.0, -1.0, 0.0))
     np.testing.assert_allclose(top, whole[: h // 2], atol=1e-6)
+
+
+def test_render_is_render_grid_and_renders_stacked_models_like_render_many():
+    model = build_model(model_config("siren", width=8, depth=1))
+    stacked = jax.vmap(lambda k: model.init(k, jnp.zeros((1, 2))))(jax.random.split(jax.random.key(0), 3))
+    one = jax.tree.map(lambda x: x[1], stacked)
+    h, w = 9, 5
+    np.testing.assert_array_equal(render(model.apply, one, h, w, chunk_pixels=2 * w),
+                                  render_grid(model.apply, one, (h, w), chunk_points=2 * w))
+    many = render(model.apply, stacked, h, w, chunk_pixels=4 * w, stacked=True)
+    assert many.shape == (3, h, w, 3)
+    np.testing.assert_array_equal(many, render_many(model.apply, stacked, h, w, chunk_pixels=4 * w))
+    np.testing.assert_allclose(many[1], render(model.apply, one, h, w), atol=1e-6)
+    region = Region(0.0, 1.0, -1.0, 0.5)
+    np.testing.assert_allclose(render(model.apply, stacked, 4, 4, region, stacked=True)[2],
+                               render(model.apply, jax.tree.map(lambda x: x[2], stacked), 4, 4, region), atol=1e-6)
 
 
 def test_non_square_and_uint8_render():

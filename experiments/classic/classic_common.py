@@ -41,6 +41,7 @@ from inr_utils.errors import InputError  # noqa: E402
 from inr_utils.fitting import fit, prepare_output_dir  # noqa: E402
 from inr_utils.images import load_image, skimage_image  # noqa: E402
 from inr_utils.metrics import psnr, ssim  # noqa: E402
+from inr_utils.presets import TRAINING_PRESETS as PRESET_TRAINING  # noqa: E402
 from inr_utils.rendering import render  # noqa: E402
 from inr_utils.samplers import image_to_pixel_data  # noqa: E402
 from inr_utils.sweeps import fit_many, unstack_state, use_cpu_cores  # noqa: E402
@@ -55,7 +56,6 @@ from inr_utils.training import (  # noqa: E402
 from model_components.inrs import (  # noqa: E402
     MLPINR,
     MODEL_PRESETS,
-    PRESET_TRAINING,
     build_model,
     count_params,
     model_config,

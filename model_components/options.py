@@ -1,0 +1,120 @@
+"""Options of components and architectures: which fields a user may set, and checking a value against the
+field's type with one clear error.
+
+A layer or encoding class (a Flax module) or an architecture's options dataclass declares its options as
+annotated dataclass fields with defaults; :func:`component_options` lists them and :func:`check_option_types`
+checks user values against the annotations (``float`` fields accept ints, ``bool`` fields only ``True`` /
+``False``, ``tuple[float, ...]`` fields a list of numbers, ...), so ``omega0="abc"`` or ``learnable="maybe"``
+is refused before anything is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+#: Fields of a layer/encoding module that the INR sets itself, so they are not user options.
+RESERVED_FIELDS = frozenset({"features", "is_first", "dtype", "parent", "name"})
+
+
+def component_options(cls: type) -> dict[str, Any]:
+    """User-settable fields of a registered layer or encoding class with their defaults (name -> default)."""
+    options = {}
+    for f in dataclasses.fields(cls):
+        if f.name in RESERVED_FIELDS or not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            options[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            options[f.name] = f.default_factory()
+    return options
+
+
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of a dataclass (``Any`` where it cannot be resolved)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # an annotation naming something not importable here: check nothing
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def matches_type(value: object, annotation: Any) -> bool:
+    """Whether ``value`` (as read from JSON/YAML/flags) is acceptable for a field annotated ``annotation``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any or isinstance(annotation, typing.TypeVar):
+        return True
+    if annotation is type(None):
+        return value is None
+    if origin is typing.Union or origin is types.UnionType:
+        return any(matches_type(value, a) for a in args)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is float:
+        return _is_number(value)
+    if annotation is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (tuple, list) or annotation in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        item = args[0] if args else Any
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            return len(value) == len(args) and all(matches_type(v, a) for v, a in zip(value, args, strict=True))
+        return all(matches_type(v, item) for v in value)
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping) or annotation is dict:
+        return isinstance(value, Mapping)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def type_name(annotation: Any) -> str:
+    """Readable name of an annotation for error messages (``float`` -> ``a number (float)``)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    simple = {bool: "true or false (bool)", float: "a number (float)", int: "an integer (int)", str: "a string",
+              type(None): "null"}
+    if annotation in simple:
+        return simple[annotation]
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(type_name(a) for a in args)
+    if origin in (tuple, list):
+        plural = {float: "numbers", int: "integers", str: "strings", bool: "bools (true or false)"}
+        return f"a list of {plural[args[0]]}" if args and args[0] in plural else "a list"
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        return "a mapping of names to values"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def check_value(value: object, annotation: Any, what: str) -> None:
+    """Raises ``ValueError("<what> must be <type>, got <value> (<its type>)")`` if ``value`` does not fit."""
+    if not matches_type(value, annotation):
+        raise ValueError(f"{what} must be {type_name(annotation)}, got {value!r} ({type(value).__name__})")
+
+
+def check_option_types(kind: str, name: str, cls: type, options: Mapping[str, Any]) -> None:
+    """Checks option names and value types of component ``name`` (a ``kind`` such as ``"layer"``).
+
+    Raises:
+      ValueError: an unknown option (listing the valid ones with their defaults), or a value whose type does
+        not fit the field (naming the option, the component, the expected type and the value).
+    """
+    valid = component_options(cls)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} of {kind} {name!r}; valid options: "
+                         f"{', '.join(f'{k} (default {v!r})' for k, v in valid.items()) or 'none'}")
+    types_ = field_types(cls)
+    for option, value in options.items():
+        check_value(value, types_[option], f"option {option} of {kind} {name!r}")
