@@ -310,7 +310,7 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
     metrics = {
         "psnr": round(float(psnr(np.clip(recon, 0, 1), image)), 3),
         "psnr_unclipped": round(float(psnr(recon, image)), 3),
-        "ssim": round(ssim(np.clip(recon, 0, 1), image), 4),
+        "ssim": round(ssim(np.clip(recon, 0, 1), image), 4) if image.ndim == 3 else None,  # 2-D signals only
         "steps": int(result.state.step),
         "wall_s": round(result.wall_s, 2),
         "compile_s": round(result.compile_s, 2),

@@ -36,24 +36,27 @@ def loop_key_data(seeds: Sequence[int]) -> np.ndarray:
     return np.stack([unique[seed] for seed in seeds])
 
 
-def _make_init(config: Any, batched: bool = True) -> Callable[[jax.Array, jax.Array], tuple[TrainState, jax.Array]]:
+def _make_init(config: Any, batched: bool = True, flat: bool = True,
+               ) -> Callable[[jax.Array, jax.Array], tuple[TrainState, jax.Array]]:
     """Jitted ``init(root_key_data (n, ...), lrs (n,)) -> (states, loop_key_data)`` of config's model, vmapped
-    (``batched=False``: one model, no model axis). Compiled with :data:`ONCE_COMPILER_OPTIONS` (it runs once),
-    matching eager initialisation bit for bit."""
+    (``batched=False``: one model, no model axis), with the optimizer state of ``build_optimizer(flat=flat)``.
+    Compiled with :data:`ONCE_COMPILER_OPTIONS` (it runs once), matching eager initialisation bit for bit."""
     model = build_model(config.model)
 
     def init_one(key_data: jax.Array, lr: jax.Array) -> tuple[TrainState, jax.Array]:
         init_key, loop_key = jax.random.split(jax.random.wrap_key_data(key_data))
-        state = create_train_state(model, build_optimizer(config, lr), init_key, config.model.in_dim)
+        state = create_train_state(model, build_optimizer(config, lr, flat), init_key, config.model.in_dim)
         return state, jax.random.key_data(loop_key)
 
     return jax.jit(jax.vmap(init_one) if batched else init_one, compiler_options=ONCE_COMPILER_OPTIONS)
 
 
 def init_program(config: Any, batched: bool = True) -> Callable[[jax.Array, jax.Array], tuple[TrainState, jax.Array]]:
-    """:func:`_make_init` of ``config``, shared by later fits of the same model and training settings."""
+    """:func:`_make_init` of ``config``, shared by later fits of the same model and training settings. The
+    batched program (sweeps) builds the flattened optimizer state, the single one (fits) the plain one
+    (see :func:`inr_utils.optim.build_optimizer`)."""
     return cached(("init", model_key(config.model), training_key(config), batched),
-                  lambda: _make_init(config, batched))
+                  lambda: _make_init(config, batched, flat=batched))
 
 
 def init_state(config: Any) -> tuple[TrainState, jax.Array]:

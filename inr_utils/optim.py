@@ -44,7 +44,8 @@ def cosine_schedule(count: jax.Array, decay_steps: jax.Array, final_fraction: fl
     ``f + (1 - f) * (1 + cos(pi * min(count, T) / T)) / 2`` with ``T = decay_steps``, ``f = final_fraction``
     (optax's ``cosine_decay_schedule`` arithmetic)."""
     count = jnp.minimum(jnp.asarray(count, jnp.float32), decay_steps)
-    cosine = 0.5 * (1 + jnp.cos(jnp.pi * count / decay_steps))
+    # times the reciprocal: what XLA makes of optax's division by a constant, so the values agree bit for bit
+    cosine = 0.5 * (1 + jnp.cos(count * (jnp.float32(jnp.pi) * (1.0 / decay_steps))))
     return (1 - final_fraction) * cosine + final_fraction
 
 
@@ -53,7 +54,7 @@ def exponential_schedule(count: jax.Array, decay_steps: jax.Array, final_fractio
     """``final_fraction ** (min(count, T) / T)``: exponential decay reaching ``final_fraction`` at ``T``, then
     constant."""
     count = jnp.minimum(jnp.asarray(count, jnp.float32), decay_steps)
-    return jnp.asarray(final_fraction, jnp.float32) ** (count / decay_steps)
+    return jnp.asarray(final_fraction, jnp.float32) ** (count * (1.0 / decay_steps))
 
 
 def relative_lr(count: jax.Array, horizon: jax.Array, schedule: str = "constant", final_fraction: float = 0.05,
@@ -82,85 +83,74 @@ def make_lr_schedule(lr: float, steps: int, schedule: str = "constant", final_fr
     return lambda count: lr * relative_lr(count, steps, schedule, final_fraction, warmup_steps)
 
 
-class ScheduleState(NamedTuple):
-    """State of :func:`scale_by_relative_lr`: int32 scalars ``count`` (updates so far) and ``horizon`` (the
-    step count the schedule was planned for)."""
+class ScheduledLearningRateState(NamedTuple):
+    """State of :func:`scale_by_scheduled_lr`.
+
+    Attributes:
+      count: int32 scalar, updates so far.
+      horizon: int32 scalar, the step count the schedule was planned for.
+      lr: float32 scalar, the peak learning rate.
+    (Each ``(N,)`` once a sweep stacks the states.)
+    """
 
     count: jax.Array
     horizon: jax.Array
-
-
-def scale_by_relative_lr(horizon: int, schedule: str = "constant", final_fraction: float = 0.05,
-                         warmup_steps: int = 0) -> optax.GradientTransformation:
-    """Multiplies updates by :func:`relative_lr` of the step, with the horizon kept in the state (a resumed
-    state keeps the schedule it started with, whatever the new step count)."""
-    LR_SCHEDULES.get(schedule)
-
-    def init(params: Any) -> ScheduleState:
-        del params
-        return ScheduleState(jnp.zeros((), jnp.int32), jnp.asarray(horizon, jnp.int32))
-
-    def update(updates: Any, state: ScheduleState, params: Any = None) -> tuple[Any, ScheduleState]:
-        del params
-        factor = relative_lr(state.count, state.horizon, schedule, final_fraction, warmup_steps)
-        updates = jax.tree.map(lambda u: factor.astype(u.dtype) * u, updates)
-        return updates, ScheduleState(state.count + 1, state.horizon)
-
-    return optax.GradientTransformation(init, update)
-
-
-class PeakLearningRateState(NamedTuple):
-    """State of :func:`scale_by_peak_lr`.
-
-    Attributes:
-      lr: float32 scalar, the model's peak learning rate (``(N,)`` once a sweep stacks the states).
-    """
-
     lr: jax.Array
 
 
-def scale_by_peak_lr(lr: float | jax.Array) -> optax.GradientTransformation:
-    """Multiplies updates by ``-lr``, with ``lr`` kept in the optimizer state instead of the program.
-
-    ``optax.scale(-lr)`` bakes ``lr`` into the compiled update; here it is a state leaf, so models with
-    different learning rates share one update function and their stacked states carry an ``(N,)`` array.
+def scale_by_scheduled_lr(lr: float | jax.Array, horizon: int, schedule: str = "constant",
+                          final_fraction: float = 0.05, warmup_steps: int = 0) -> optax.GradientTransformation:
+    """Multiplies updates by ``-lr * relative_lr(step)`` (:func:`relative_lr`), with the peak ``lr`` and the
+    ``horizon`` kept in the state instead of the program: models with different learning rates share one
+    compiled update (their stacked states carry an ``(N,)`` array), and a resumed state keeps the schedule it
+    started with, whatever the new step count. The step size is computed as optax's
+    ``scale_by_learning_rate(schedule)`` computes it, so ``chain(scale_by_adam(), this)`` gives
+    ``optax.adam(schedule)``'s values bit for bit (constant, cosine and exponential schedules without warm-up).
 
     Args:
       lr: the peak learning rate (a Python float, or a traced scalar inside a vmapped init).
+      horizon: steps the schedule decays over (including the warm-up).
+      schedule, final_fraction, warmup_steps: see :func:`relative_lr`.
     """
+    LR_SCHEDULES.get(schedule)  # fail at construction, naming the choices
 
-    def init(params: Any) -> PeakLearningRateState:
+    def init(params: Any) -> ScheduledLearningRateState:
         del params
-        return PeakLearningRateState(jnp.asarray(lr, jnp.float32))
+        return ScheduledLearningRateState(jnp.zeros((), jnp.int32), jnp.asarray(horizon, jnp.int32),
+                                          jnp.asarray(lr, jnp.float32))
 
-    def update(updates: Any, state: PeakLearningRateState, params: Any = None) -> tuple[Any, PeakLearningRateState]:
+    def update(updates: Any, state: ScheduledLearningRateState, params: Any = None,
+               ) -> tuple[Any, ScheduledLearningRateState]:
         del params
-        return jax.tree.map(lambda u: (-state.lr).astype(u.dtype) * u, updates), state
+        step_size = -(state.lr * relative_lr(state.count, state.horizon, schedule, final_fraction, warmup_steps))
+        updates = jax.tree.map(lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
+        return updates, state._replace(count=optax.safe_int32_increment(state.count))
 
     return optax.GradientTransformation(init, update)
 
 
-def build_optimizer(config: Any, lr: float | jax.Array | None = None) -> optax.GradientTransformation:
-    """Adam (Kingma & Ba 2015) with the config's schedule; the peak lr and the horizon live in the state.
-
-    ``chain(scale_by_adam(), scale_by_relative_lr(...), scale_by_peak_lr(lr))``: the update of step ``s`` is
-    ``-lr * relative_lr(s) * adam_direction``, optax's ``adam(lr * relative_lr)`` up to float rounding. The chain
-    runs on the parameters raveled into one vector (``optax.flatten``: the moments are flat vectors), so an
-    update is a few kernels instead of several per parameter array: faster to compile, same values.
+def build_optimizer(config: Any, lr: float | jax.Array | None = None, flat: bool = False,
+                    ) -> optax.GradientTransformation:
+    """Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization") with the config's schedule; the
+    peak lr and the horizon live in the state: ``chain(scale_by_adam(), scale_by_scheduled_lr(...))``, the
+    update of step ``s`` being ``-lr * relative_lr(s) * m_hat / (sqrt(v_hat) + eps)``.
 
     Args:
       config: a ``FitConfig`` (``steps``, ``lr``, ``lr_schedule``, ``final_lr_fraction``, ``warmup_steps``).
       lr: peak learning rate; default ``config.lr``.
+      flat: run the chain on the parameters raveled into one vector (``optax.flatten``: the moments are flat
+        vectors), so an update is a few kernels instead of several per parameter array. Sweeps use it (their
+        vmapped programs compile faster that way); the values equal the unflattened ones up to float rounding.
     """
-    return optax.flatten(optax.chain(
-        optax.scale_by_adam(),
-        scale_by_relative_lr(config.steps, config.lr_schedule, config.final_lr_fraction, config.warmup_steps),
-        scale_by_peak_lr(config.lr if lr is None else lr)))
+    chain = optax.chain(optax.scale_by_adam(), scale_by_scheduled_lr(
+        config.lr if lr is None else lr, config.steps, config.lr_schedule, config.final_lr_fraction,
+        config.warmup_steps))
+    return optax.flatten(chain) if flat else chain
 
 
 def schedule_horizon(opt_state: Any) -> int | None:
     """The horizon stored in an optimizer state of :func:`build_optimizer` (``None`` if it has none)."""
-    for leaf in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, ScheduleState)):
-        if isinstance(leaf, ScheduleState):
+    for leaf in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, ScheduledLearningRateState)):
+        if isinstance(leaf, ScheduledLearningRateState):
             return int(jnp.asarray(leaf.horizon).reshape(-1)[0])
     return None

@@ -10,7 +10,7 @@ batched ones, and every elementwise kernel works on N times more data per launch
 What may differ between the models of one sweep (everything that keeps the parameter shapes and the apply
 function):
   * the seed (initialisation and sampling keys, exactly as :func:`inr_utils.fitting.fit` derives them);
-  * the peak learning rate: the optimizer keeps it in its state (:func:`inr_utils.optim.scale_by_peak_lr`);
+  * the peak learning rate: the optimizer keeps it in its state (:func:`inr_utils.optim.scale_by_scheduled_lr`);
   * layer hyperparameters stored as variables (SIREN's omega0, ... see
     :func:`model_components.layers.hyperparameter`) and the Gaussian Fourier-feature matrix B (so its scale
     sigma): each model is initialised from its own :class:`ModelConfig` and the variables are stacked;
@@ -75,7 +75,7 @@ from inr_utils.evaluation import FullSignalEvaluator, make_evaluator, psnr_of_ms
 from inr_utils.initialization import abstract_state_and_keys, init_states, loop_key_data, seed_keys
 from inr_utils.losses import LOSSES
 from inr_utils.model_axis import check_compatible, images_to_pixel_data, stack_images
-from inr_utils.optim import PeakLearningRateState, build_optimizer, scale_by_peak_lr
+from inr_utils.optim import build_optimizer
 from inr_utils.programs import cached, clear_program_cache, mesh_key, model_key, training_key
 from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.training import TrainState, make_train_step, merge_variables
@@ -85,9 +85,13 @@ from model_components.inrs import MLPINR, model_config
 SHARED_FIELDS = ("steps", "batch_size", "lr_schedule", "final_lr_fraction", "warmup_steps", "loss", "jitter",
                  "steps_per_call")
 
+def build_sweep_optimizer(config: FitConfig, lr: float | jax.Array | None = None) -> Any:
+    """The optimizer of a sweep: :func:`inr_utils.optim.build_optimizer` on flattened parameters (``flat=True``)."""
+    return build_optimizer(config, lr, flat=True)
+
+
 # Names that moved to their own modules, still importable from here for the callers written before
 # (to be dropped once every caller imports them from their new home):
-build_sweep_optimizer = build_optimizer            # inr_utils.optim
 make_sweep_chunk = make_chunk_program              # inr_utils.engine
 make_sweep_evaluator = make_evaluator              # inr_utils.evaluation
 SweepChunkInfo = ChunkInfo                         # inr_utils.engine
@@ -95,8 +99,15 @@ SweepCallback = Callback                           # inr_utils.engine
 SweepEvaluator = FullSignalEvaluator               # inr_utils.evaluation
 SweepHistory = History                             # inr_utils.callbacks
 SweepProgressBar = ProgressBar                     # inr_utils.callbacks
-_REEXPORTED = (MODEL_AXIS, use_cpu_cores, PeakLearningRateState, scale_by_peak_lr, clear_program_cache, seed_keys,
-               unstack_state, SweepInterrupted)
+__all__ = [
+    "SHARED_FIELDS", "SweepResult", "check_compatible", "check_sweep", "default_models_per_block", "fit_many",
+    "images_to_pixel_data", "stack_images", "sweep_grid", "unstack",
+    # re-exported from their new modules (see above and _LAZY)
+    "MODEL_AXIS", "SweepCallback", "SweepChunkInfo", "SweepEvaluator", "SweepHistory", "SweepInterrupted",
+    "SweepProgressBar", "build_sweep_optimizer", "clear_program_cache", "init_states", "loop_key_data",
+    "make_sweep_chunk", "make_sweep_evaluator", "model_mesh", "padded_count", "seed_keys", "train_many",
+    "unstack_state", "use_cpu_cores",
+]
 
 #: Names of other modules served lazily by this one (see ``__getattr__``): module -> names.
 _LAZY = {
@@ -339,7 +350,7 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
         models_per_block = default_models_per_block(pixels, config.model.width)
     program_key = (model_key(config.model), training_key(config), tuple(axes), mesh_key(mesh))
     step_fn, sampler = cached(("step", *program_key), lambda: (
-        make_train_step(model.apply, LOSSES.get(config.loss), build_optimizer(config)),
+        make_train_step(model.apply, LOSSES.get(config.loss), build_sweep_optimizer(config)),
         make_sampler(config.batch_size, config.jitter)))
 
     def make_chunk(num_steps: int) -> Callable:

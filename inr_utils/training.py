@@ -35,7 +35,7 @@ from inr_utils.samplers import PixelData, Sampler
 # make_lr_schedule (inr_utils.optim), ProgramCache and ONCE_COMPILER_OPTIONS (inr_utils.programs)
 __all__ = ["TrainState", "split_variables", "merge_variables", "create_train_state", "make_train_step",
            "make_train_chunk", "DivergenceError", "TrainingInterrupted", "tree_all_finite", "deferred_signals",
-           "deferred_sigint", "TrainResult", "divergence_message", "train", "make_lr_schedule", "ProgramCache",
+           "TrainResult", "divergence_message", "train", "make_lr_schedule", "ProgramCache",
            "ONCE_COMPILER_OPTIONS"]
 
 Metrics = dict[str, jax.Array]
@@ -198,10 +198,6 @@ class deferred_signals:
     def __exit__(self, *exc) -> None:
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
-
-
-#: The name of earlier versions (SIGINT only then).
-deferred_sigint = deferred_signals
 
 
 @dataclass
