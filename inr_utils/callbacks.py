@@ -117,6 +117,8 @@ class History:
 
     def rows_of(self, i: int = 0) -> list[dict[str, float]]:
         """Model i's history as rows of :data:`HISTORY_FIELDS`."""
+        if not self._steps:
+            return []
         rows = [{"step": int(s), "loss": float(l_), "batch_psnr": float(p), "full_psnr": float("nan"),
                  "elapsed_s": float("nan")}
                 for s, l_, p in zip(self.steps, self.loss[:, i], self.batch_psnr[:, i], strict=True)]

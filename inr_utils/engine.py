@@ -18,7 +18,10 @@ or is shared (``None``), as ``data_axes`` says.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +33,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from inr_utils.devices import MODEL_AXIS
+from inr_utils.errors import InputError
 from inr_utils.samplers import PixelData
 from inr_utils.training import (
     TrainingInterrupted,
@@ -332,8 +336,6 @@ def available_memory_bytes(device: jax.Device | None = None) -> int | None:
         return int(stats["bytes_limit"])
     if device.platform == "cpu":
         try:
-            import os
-
             return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
         except (ValueError, OSError, AttributeError):
             return None
@@ -356,11 +358,6 @@ def plan_batch(config: Any, num_points: int, num_models: int = 1) -> Any:
     Raises:
       InputError: the estimate exceeds the memory; the message names both and the fix.
     """
-    import dataclasses
-    import warnings
-
-    from inr_utils.errors import InputError
-
     if config.batch_size is not None and config.batch_size > num_points:
         warnings.warn(f"batch size {config.batch_size} is larger than the signal's {num_points} points; "
                       "training on the full signal each step (--batch-size full)", UserWarning, stacklevel=3)

@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +236,16 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
     checkpoint = PeriodicCheckpoint(ckpt_dir, config.to_dict(), config.checkpoint_every)
     history = history if history is not None else History()
     try:
-        result = fit(image, config, state, history, [checkpoint], progress, eval_every)
+        with warnings.catch_warnings(record=True) as caught:  # the run's notes go to the log, each once
+            warnings.simplefilter("default", UserWarning)
+            result = fit(image, config, state, history, [checkpoint], progress, eval_every)
+        notes = []
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                notes.append(str(w.message))
+                log(f"warning: {w.message}")
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except (DivergenceError, TrainingInterrupted) as err:
         if checkpoint.last_saved != int(err.state.step):
             save_checkpoint(ckpt_dir, err.state, config.to_dict())
@@ -243,8 +253,8 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
         raise
     if checkpoint.last_saved != int(result.state.step):
         save_checkpoint(ckpt_dir, result.state, config.to_dict())
-    metrics = write_results(out, config, image, result)
-    for message in metrics["warnings"]:
+    metrics = write_results(out, config, image, result, notes)
+    for message in metrics["warnings"][len(notes):]:
         log(f"warning: {message}")
     return metrics
 
@@ -298,8 +308,11 @@ def _resume_state(out: Path, config: FitConfig, channels: int) -> tuple[TrainSta
     return state, history
 
 
-def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitResult) -> dict[str, Any]:
-    """Renders, scores and saves a finished fit into ``out``; returns the metrics dict."""
+def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitResult,
+                  notes: Sequence[str] = ()) -> dict[str, Any]:
+    """Renders, scores and saves a finished fit into ``out``; returns the metrics dict. Its ``warnings`` list
+    holds ``notes`` (e.g. a clamped batch size) and, for a run whose PSNR collapsed,
+    :func:`inr_utils.evaluation.collapse_warnings`."""
     h, w = image.shape[:2]
     variables = result.variables
     t0 = time.perf_counter()
@@ -322,7 +335,7 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
         "model": config.model.model,
     }
     best = np.nanmax(np.append(result.history.column("full_psnr"), metrics["psnr_unclipped"]))
-    metrics["warnings"] = collapse_warnings(metrics["psnr"], float(best), constant_baseline_psnr(image))
+    metrics["warnings"] = [*notes, *collapse_warnings(metrics["psnr"], float(best), constant_baseline_psnr(image))]
     for name, array in (("reconstruction", recon), ("render_2x", render_2x), ("render_4x", render_4x)):
         save_image(out / f"{name}.png", array)
     _write_text(out / "history.csv", result.history.to_csv())

@@ -68,6 +68,16 @@ def test_batch_larger_than_the_image_is_clamped_with_one_warning(image):
     np.testing.assert_array_equal(result.history.column("loss"), full.history.column("loss"))
 
 
+def test_cli_batch_larger_than_the_image_says_so_once(tmp_path, tiny_png):
+    rc, stdout, stderr = run_script("fit_image.py", "--image", tiny_png, "--model", "relu_pe", "--width", "16",
+                                    "--depth", "1", "--max-size", "16", "--steps", "10", "--steps-per-call", "10",
+                                    "--batch-size", "10000000", "--no-progress", "--out", tmp_path / "run")
+    assert rc == 0, stderr
+    assert stderr.count("batch size 10000000 is larger than the signal's 256 points") == 1 and "Traceback" not in stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert any("batch size 10000000" in w for w in metrics["warnings"])
+
+
 def test_step_too_large_for_memory_is_refused_before_compiling(image, monkeypatch):
     monkeypatch.setattr(engine, "available_memory_bytes", lambda device=None: 1 << 20)
     with pytest.raises(InputError, match=r"needs about .* GiB, more than the 0\.0 GiB.*--batch-size"):
