@@ -85,6 +85,7 @@ from model_components.inrs import MLPINR, model_config
 SHARED_FIELDS = ("steps", "batch_size", "lr_schedule", "final_lr_fraction", "warmup_steps", "loss", "jitter",
                  "steps_per_call")
 
+
 def build_sweep_optimizer(config: FitConfig, lr: float | jax.Array | None = None) -> Any:
     """The optimizer of a sweep: :func:`inr_utils.optim.build_optimizer` on flattened parameters (``flat=True``)."""
     return build_optimizer(config, lr, flat=True)
@@ -99,6 +100,7 @@ SweepCallback = Callback                           # inr_utils.engine
 SweepEvaluator = FullSignalEvaluator               # inr_utils.evaluation
 SweepHistory = History                             # inr_utils.callbacks
 SweepProgressBar = ProgressBar                     # inr_utils.callbacks
+
 __all__ = [
     "SHARED_FIELDS", "SweepResult", "check_compatible", "check_sweep", "default_models_per_block", "fit_many",
     "images_to_pixel_data", "stack_images", "sweep_grid", "unstack",
@@ -118,7 +120,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # sweep reports import this module, and inr_utils must not import hypernetwork_utils at import time
+    # old import paths of names that moved: sweep_reports imports this module (so it is loaded on demand), and
+    # load_cifar10_batch now lives in hypernetwork_utils, which inr_utils does not import (drop this shim once
+    # the scripts import it from there)
     import importlib
 
     for module, names in _LAZY.items():
