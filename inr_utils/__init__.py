@@ -7,15 +7,23 @@ Modules:
   samplers     -- ``PixelData`` and on-device samplers (random batch, full image, jitter).
   losses       -- ``mse_loss``, ``l1_loss`` (registry ``LOSSES``).
   metrics      -- MSE, PSNR, SSIM.
-  training     -- ``TrainState``, ``make_train_step``, ``make_train_chunk`` (``lax.scan``), ``train``.
-  callbacks    -- progress bar, history, full-signal evaluation, periodic checkpoints.
+  training     -- one model: ``TrainState``, ``make_train_step``, ``make_train_chunk`` (``lax.scan``), ``train``.
+  engine       -- the training loop of every fit: N models along a model axis (one fit is N = 1), ``ChunkInfo``.
+  optim        -- Adam with the peak lr and schedule in its state; learning-rate schedules (``LR_SCHEDULES``).
+  initialization -- step-0 states of N models by one cached compiled program.
+  evaluation   -- full-signal PSNR of N models on the device; checks of a finished run (collapse).
+  callbacks    -- history, progress bar, periodic checkpoints (and the evaluator).
+  devices      -- the model mesh; ``use_cpu_cores``.
+  programs     -- the cache of compiled programs; compiler options.
+  model_axis   -- what can share a model axis: compatible configs, stacked signals.
   rendering    -- chunked rendering at any resolution / over any region.
   checkpoints  -- Orbax save/restore of state + config.
   plots        -- the summary figure.
   config       -- ``FitConfig``.
   fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
   sweeps       -- ``fit_many``: N fits of equal shapes (seeds, learning rates, layer hyperparameters, images)
-                  trained by one vmapped program, sharded over devices; CIFAR-10 batch loader.
+                  trained by one vmapped program, sharded over devices; ``sweep_grid``.
+  sweep_reports -- renders, tables and figures of a sweep; ``run_sweep`` (a sweep's run folder).
 
 Words: a *signal* is the data an INR represents (an image); *coords* are its domain points in [-1, 1]
 (``(x, y)`` for images, see ``grids``); *values* are the signal at the coords, in [0, 1]; a *target* is the

@@ -1,121 +1,151 @@
-"""Callbacks run on the host between compiled training chunks (see :func:`inr_utils.training.train`).
+"""Callbacks run on the host between compiled training chunks (see :func:`inr_utils.engine.train_many`).
 
-Each is a callable ``callback(info: ChunkInfo) -> None``; an evaluator adds scalars to ``info.extra`` for the
-callbacks after it (so put the evaluator first).
+Each is a callable ``callback(info: ChunkInfo) -> None`` working on any number of models (``info.metrics``
+``(chunk_steps, N)``; a single-model view's ``(chunk_steps,)`` works too). An evaluator adds values to
+``info.extra`` for the callbacks after it, so put it first: :class:`FullSignalEvaluator` (in
+:mod:`inr_utils.evaluation`), :class:`History`, :class:`ProgressBar`, :class:`PeriodicCheckpoint`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from inr_utils.checkpoints import save_checkpoint
-from inr_utils.metrics import psnr_from_mse
-from inr_utils.samplers import PixelData
-from inr_utils.training import ChunkInfo, merge_variables
+from inr_utils.engine import ChunkInfo
+from inr_utils.evaluation import FullSignalEvaluator
 
-
-class FullSignalEvaluator:
-    """Every ``every`` steps, computes the PSNR of the INR over the whole training signal on the device and
-    stores it as ``info.extra["full_psnr"]``.
-
-    Args:
-      apply_fn: ``model.apply``.
-      data: the training signal.
-      every: evaluation interval in steps (evaluations happen at chunk ends that cross a multiple of it,
-        and always at the last step).
-      chunk_pixels: pixels per forward pass (bounds memory).
-    """
-
-    def __init__(self, apply_fn: Callable, data: PixelData, every: int = 200, chunk_pixels: int = 1 << 16):
-        self.every = every
-        n = data.coords.shape[0]
-        pad = (-n) % min(chunk_pixels, n)
-        chunks = (n + pad) // min(chunk_pixels, n)
-        coords = jnp.pad(data.coords, ((0, pad), (0, 0))).reshape(chunks, -1, data.coords.shape[-1])
-        values = jnp.pad(data.values, ((0, pad), (0, 0))).reshape(chunks, -1, data.values.shape[-1])
-        weights = (jnp.arange(n + pad) < n).astype(jnp.float32).reshape(chunks, -1, 1)
-
-        @jax.jit
-        def full_mse(params, constants):
-            def chunk_sse(_, xs):
-                c, v, w = xs
-                pred = apply_fn(merge_variables(params, constants), c)
-                return None, jnp.sum(w * jnp.square(pred - v))
-
-            _, sse = jax.lax.scan(chunk_sse, None, (coords, values, weights))
-            return jnp.sum(sse) / (n * data.values.shape[-1])
-
-        self._full_mse = full_mse
-        self._last_eval = None
-
-    def __call__(self, info: ChunkInfo) -> None:
-        crossed = self._last_eval is None or info.step // self.every > self._last_eval // self.every
-        if crossed or info.step >= info.total_steps:
-            mse = float(self._full_mse(info.state.params, info.state.constants))
-            info.extra["full_psnr"] = float(psnr_from_mse(mse))
-            self._last_eval = info.step
-
-
-class ProgressBar:
-    """A tqdm bar over steps showing loss, batch PSNR and (when evaluated) full-signal PSNR."""
-
-    def __init__(self, total_steps: int, initial_step: int = 0, disable: bool = False):
-        self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True, disable=disable,
-                        desc="fitting")
-        self._full_psnr: float | None = None
-
-    def __call__(self, info: ChunkInfo) -> None:
-        self._full_psnr = info.extra.get("full_psnr", self._full_psnr)
-        postfix = {"loss": f"{info.metrics['loss'][-1]:.2e}", "psnr": f"{info.metrics['psnr'][-1]:.2f}"}
-        if self._full_psnr is not None:
-            postfix["full_psnr"] = f"{self._full_psnr:.2f}"
-        self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(info.step - self.bar.n)
-
-    def close(self) -> None:
-        self.bar.close()
-
+__all__ = ["FullSignalEvaluator", "History", "HISTORY_FIELDS", "ProgressBar", "PeriodicCheckpoint"]
 
 HISTORY_FIELDS = ("step", "loss", "batch_psnr", "full_psnr", "elapsed_s")
 
 
-class History:
-    """Collects per-step metrics (loss, batch PSNR) and evaluation PSNRs; writes them as CSV.
+def _as_models(x: Any) -> np.ndarray:
+    """Per-step metrics ``(steps,)`` or ``(steps, N)`` -> float64 ``(steps, N)``."""
+    x = np.asarray(x, np.float64)
+    return x[:, None] if x.ndim == 1 else x
 
-    Attributes:
-      rows: one dict per step with :data:`HISTORY_FIELDS` (``full_psnr`` is NaN where not evaluated).
+
+class History:
+    """Per-step metrics (loss, batch PSNR) of every model, its evaluations and the chunks' wall times.
+
+    Args:
+      rows: a single model's history as rows of :data:`HISTORY_FIELDS` (``full_psnr`` NaN where not
+        evaluated, ``elapsed_s`` NaN except at chunk ends), e.g. read back by :meth:`from_csv`.
+
+    Attributes (numpy, filled as training runs):
+      steps: ``(S,)`` global step of each recorded step (1-based).
+      loss, batch_psnr: ``(S, N)``.
+      eval_steps: ``(E,)`` steps at which ``full_psnr`` ``(E, N)`` was evaluated.
+      chunk_steps, chunk_elapsed_s: ``(K,)`` step and elapsed seconds at the end of each chunk.
     """
 
-    def __init__(self, rows: list[dict[str, float]] | None = None):
-        self.rows: list[dict[str, float]] = list(rows or [])
+    def __init__(self, rows: Sequence[dict[str, float]] | None = None):
+        self._steps: list[np.ndarray] = []
+        self._loss: list[np.ndarray] = []
+        self._psnr: list[np.ndarray] = []
+        self._evals: list[tuple[int, np.ndarray]] = []
+        self._chunks: list[tuple[int, float]] = []
+        rows = list(rows or [])
+        if rows:
+            self._steps.append(np.asarray([int(r["step"]) for r in rows], np.int64))
+            self._loss.append(_as_models([r["loss"] for r in rows]))
+            self._psnr.append(_as_models([r["batch_psnr"] for r in rows]))
+            for r in rows:
+                if not np.isnan(r.get("full_psnr", np.nan)):
+                    self._evals.append((int(r["step"]), np.asarray([r["full_psnr"]], np.float64)))
+                if not np.isnan(r.get("elapsed_s", np.nan)):
+                    self._chunks.append((int(r["step"]), float(r["elapsed_s"])))
 
     def __call__(self, info: ChunkInfo) -> None:
-        losses, psnrs = info.metrics["loss"], info.metrics["psnr"]
-        first = info.step - len(losses) + 1
-        for i, (loss, psnr) in enumerate(zip(losses, psnrs, strict=True)):
-            self.rows.append({"step": first + i, "loss": float(loss), "batch_psnr": float(psnr),
-                              "full_psnr": float("nan"), "elapsed_s": float("nan")})
-        self.rows[-1]["full_psnr"] = info.extra.get("full_psnr", float("nan"))
-        self.rows[-1]["elapsed_s"] = info.elapsed_s
+        loss = _as_models(info.metrics["loss"])
+        self._steps.append(np.arange(info.step - loss.shape[0] + 1, info.step + 1))
+        self._loss.append(loss)
+        self._psnr.append(_as_models(info.metrics["psnr"]))
+        if "full_psnr" in info.extra:
+            self._evals.append((info.step, np.atleast_1d(np.asarray(info.extra["full_psnr"], np.float64))))
+        self._chunks.append((info.step, info.elapsed_s))
 
-    def column(self, name: str) -> np.ndarray:
-        """One field over all rows as a float array ``(num_rows,)``."""
-        return np.asarray([row[name] for row in self.rows], dtype=np.float64)
+    @property
+    def steps(self) -> np.ndarray:
+        return np.concatenate(self._steps) if self._steps else np.zeros(0, np.int64)
 
-    def to_csv(self) -> str:
+    @property
+    def loss(self) -> np.ndarray:
+        return np.concatenate(self._loss) if self._loss else np.zeros((0, 0))
+
+    @property
+    def batch_psnr(self) -> np.ndarray:
+        return np.concatenate(self._psnr) if self._psnr else np.zeros((0, 0))
+
+    @property
+    def eval_steps(self) -> np.ndarray:
+        return np.asarray([s for s, _ in self._evals], np.int64)
+
+    @property
+    def full_psnr(self) -> np.ndarray:
+        return np.stack([p for _, p in self._evals]) if self._evals else np.zeros((0, 0))
+
+    @property
+    def chunk_steps(self) -> np.ndarray:
+        return np.asarray([s for s, _ in self._chunks], np.int64)
+
+    @property
+    def chunk_elapsed_s(self) -> np.ndarray:
+        return np.asarray([t for _, t in self._chunks], np.float64)
+
+    def select(self, keep: Sequence[int]) -> History:
+        """A copy holding only the models ``keep`` (e.g. to drop padding models)."""
+        out = History()
+        keep = np.asarray(keep)
+        out._steps = list(self._steps)
+        out._loss = [x[:, keep] for x in self._loss]
+        out._psnr = [x[:, keep] for x in self._psnr]
+        out._evals = [(s, p[keep]) for s, p in self._evals]
+        out._chunks = list(self._chunks)
+        return out
+
+    def model(self, i: int) -> History:
+        """Model i's history (one model)."""
+        return self.select([i])
+
+    def rows_of(self, i: int = 0) -> list[dict[str, float]]:
+        """Model i's history as rows of :data:`HISTORY_FIELDS`."""
+        if not self._steps:
+            return []
+        rows = [{"step": int(s), "loss": float(l_), "batch_psnr": float(p), "full_psnr": float("nan"),
+                 "elapsed_s": float("nan")}
+                for s, l_, p in zip(self.steps, self.loss[:, i], self.batch_psnr[:, i], strict=True)]
+        index = {row["step"]: row for row in rows}
+        for step, psnrs in self._evals:
+            if step in index:
+                index[step]["full_psnr"] = float(psnrs[i])
+        for step, elapsed in self._chunks:
+            if step in index:
+                index[step]["elapsed_s"] = elapsed
+        return rows
+
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        """Model 0's rows (the rows of a single fit)."""
+        return self.rows_of(0)
+
+    def column(self, name: str, model: int = 0) -> np.ndarray:
+        """One field of :data:`HISTORY_FIELDS` for one model as a float array ``(num_rows,)``."""
+        return np.asarray([row[name] for row in self.rows_of(model)], dtype=np.float64)
+
+    def to_csv(self, model: int = 0) -> str:
+        """Model ``model``'s rows as CSV text (empty cells for NaN)."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
         writer.writeheader()
-        for row in self.rows:
+        for row in self.rows_of(model):
             writer.writerow({k: ("" if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
         return buffer.getvalue()
 
@@ -132,8 +162,38 @@ class History:
         return cls(rows)
 
 
+class ProgressBar:
+    """A tqdm bar over steps. One model: its loss, batch PSNR and (when evaluated) full-signal PSNR; several:
+    the mean and best batch PSNR over models (and the mean full-signal PSNR)."""
+
+    def __init__(self, total_steps: int, initial_step: int = 0, disable: bool = False, num_models: int = 1):
+        desc = "fitting" if num_models == 1 else f"fitting {num_models} models"
+        self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True, disable=disable,
+                        desc=desc)
+        self.num_models = num_models
+        self._full: Any = None
+
+    def __call__(self, info: ChunkInfo) -> None:
+        self._full = info.extra.get("full_psnr", self._full)
+        loss, psnr = _as_models(info.metrics["loss"])[-1], _as_models(info.metrics["psnr"])[-1]
+        if self.num_models == 1:
+            postfix = {"loss": f"{loss[0]:.2e}", "psnr": f"{psnr[0]:.2f}"}
+            if self._full is not None:
+                postfix["full_psnr"] = f"{np.ravel(self._full)[0]:.2f}"
+        else:
+            postfix = {"psnr mean": f"{np.nanmean(psnr):.2f}", "best": f"{np.nanmax(psnr):.2f}"}
+            if self._full is not None:
+                postfix["full mean"] = f"{np.nanmean(self._full):.2f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(info.step - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class PeriodicCheckpoint:
-    """Saves a checkpoint (state + config) whenever training crosses a multiple of ``every`` steps."""
+    """Saves a checkpoint (one model's state + config) whenever training crosses a multiple of ``every`` steps.
+    A single-model callback: give it a :meth:`ChunkInfo.model` view (:func:`inr_utils.engine.single_model`)."""
 
     def __init__(self, directory: str | Path, config: dict[str, Any], every: int):
         self.directory, self.config, self.every = Path(directory), config, every

@@ -10,8 +10,10 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,27 +26,38 @@ import optax
 from inr_utils.callbacks import FullSignalEvaluator, History, PeriodicCheckpoint, ProgressBar
 from inr_utils.checkpoints import latest_step, restore_checkpoint, save_checkpoint
 from inr_utils.config import FitConfig
+from inr_utils.engine import (
+    Callback,
+    SweepInterrupted,
+    make_chunk_program,
+    plan_batch,
+    shared_axes,
+    single_model,
+    train_many,
+)
 from inr_utils.errors import InputError
+from inr_utils.evaluation import collapse_warnings, constant_baseline_psnr, make_evaluator
 from inr_utils.images import default_image, load_image, save_image
+from inr_utils.initialization import init_state
 from inr_utils.losses import LOSSES
 from inr_utils.metrics import psnr, ssim
+from inr_utils.optim import build_optimizer, schedule_horizon
 from inr_utils.plots import summary_figure
+from inr_utils.programs import cached, model_key, training_key
 from inr_utils.rendering import render
 from inr_utils.samplers import image_to_pixel_data, make_sampler
 from inr_utils.training import (
-    ONCE_COMPILER_OPTIONS,
-    Callback,
     DivergenceError,
-    ProgramCache,
     TrainingInterrupted,
     TrainState,
-    create_train_state,
-    make_lr_schedule,
+    divergence_message,
     make_train_step,
     merge_variables,
-    train,
 )
 from model_components.inrs import MLPINR, build_model, count_params
+
+__all__ = ["FitResult", "build_optimizer", "fit", "initial_state", "load_config_image", "loop_key",
+           "prepare_output_dir", "run_fit", "write_results"]
 
 
 def load_config_image(config: FitConfig) -> np.ndarray:
@@ -54,34 +67,12 @@ def load_config_image(config: FitConfig) -> np.ndarray:
     return load_image(config.image, config.max_size)
 
 
-def build_optimizer(config: FitConfig) -> optax.GradientTransformation:
-    """Adam with the config's learning-rate schedule."""
-    schedule = make_lr_schedule(config.lr, config.steps, config.lr_schedule, config.final_lr_fraction,
-                                config.warmup_steps)
-    return optax.adam(schedule)
-
-
-#: Compiled initialisations of recent model and optimizer configs, see :func:`initial_state`.
-_INIT_PROGRAMS = ProgramCache(32)
-
-
 def initial_state(config: FitConfig, channels: int) -> tuple[MLPINR, optax.GradientTransformation, TrainState]:
-    """Model, optimizer and step-0 state of a config for a signal with ``channels`` channels. The root key
-    ``key(seed)`` is split into (init, loop) keys; the loop key is :func:`loop_key`.
-
-    The state comes from one compiled program per model and optimizer configuration (cached in this process,
-    with :data:`training.ONCE_COMPILER_OPTIONS`): 0.4-0.7 s to build the first time instead of the 1.3-1.8 s
-    that op-by-op initialisation spends compiling its random draws, with the same values bit for bit.
-    """
+    """Model, optimizer and step-0 state of a config for a signal with ``channels`` channels: the one-model
+    case of :func:`inr_utils.initialization.init_states` (one cached compiled program per model kind). The root
+    key ``key(seed)`` is split into (init, loop) keys; the loop key is :func:`loop_key`."""
     config = _with_out_dim(config, channels)
-    model = build_model(config.model)
-    optimizer = build_optimizer(config)
-    key = (json.dumps(config.model.to_dict(), sort_keys=True, default=str), config.lr, config.steps,
-           config.lr_schedule, config.final_lr_fraction, config.warmup_steps)
-    init = _INIT_PROGRAMS.get(key, lambda: jax.jit(
-        lambda root: create_train_state(model, optimizer, jax.random.split(root)[0], config.model.in_dim),
-        compiler_options=ONCE_COMPILER_OPTIONS))
-    return model, optimizer, init(jax.random.key(config.seed))
+    return build_model(config.model), build_optimizer(config), init_state(config)[0]
 
 
 def loop_key(config: FitConfig) -> jax.Array:
@@ -121,38 +112,62 @@ class FitResult:
 
 def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, history: History | None = None,
         callbacks: Sequence[Callback] = (), progress: bool = True, eval_every: int = 200) -> FitResult:
-    """Fits an INR to an ``(H, W, C)`` image in [0, 1].
+    """Fits an INR to a signal in [0, 1]: the one-model case of the engine (:func:`inr_utils.engine.train_many`).
 
     Args:
       image: float ``(H, W, C)`` array.
-      config: the fit's config (validated here).
-      state: state to resume from (default: fresh state from ``config.seed``).
+      config: the fit's config (validated here). A ``batch_size`` above the pixel count is clamped to the full
+        image (with a warning).
+      state: state to resume from (default: fresh state from ``config.seed``). Its optimizer state keeps the
+        learning-rate schedule it was started with (see :mod:`inr_utils.optim`).
       history: history of the steps before ``state.step`` (for resumed runs).
-      callbacks: extra callbacks after the built-in evaluator, history and progress bar.
+      callbacks: extra single-model callbacks (``info.state`` one model's) after the built-in evaluator,
+        history and progress bar.
       progress: show a progress bar.
       eval_every: steps between full-image PSNR evaluations.
 
     Raises:
-      DivergenceError, TrainingInterrupted: see :func:`inr_utils.training.train`.
+      InputError: a step that cannot fit in memory, or a bad ``eval_every``.
+      DivergenceError: the loss became NaN/inf; carries the last good state.
+      TrainingInterrupted: Ctrl-C or SIGTERM; carries the state after the last complete chunk.
     """
     if eval_every <= 0:
         raise InputError(f"eval_every must be a positive number of steps, got {eval_every}")
     config = _with_out_dim(config.validate(), image.shape[-1])
-    model, optimizer, fresh = initial_state(config, image.shape[-1])
+    data = image_to_pixel_data(image)
+    config = plan_batch(config, data.values.shape[0])
+    model = build_model(config.model)
+    fresh, key = init_state(config)
     state = fresh if state is None else state
     first_step = int(state.step)
-    data = image_to_pixel_data(image)
-    step_fn = make_train_step(model.apply, LOSSES.get(config.loss), optimizer)
+    axes = shared_axes()
+    program_key = (model_key(config.model), training_key(config), tuple(axes), ())
+    step_fn, sampler = cached(("step", *program_key), lambda: (
+        make_train_step(model.apply, LOSSES.get(config.loss), build_optimizer(config)),
+        make_sampler(config.batch_size, config.jitter)))
+
+    def make_chunk(num_steps: int):
+        return cached(("chunk", *program_key, num_steps, None),
+                      lambda: make_chunk_program(step_fn, sampler, num_steps, axes, None, single=True))
+
+    shapes = tuple((x.shape, str(x.dtype)) for x in data)
+    evaluate = cached(("eval", *program_key, shapes),
+                      lambda: make_evaluator(model.apply, data, axes, None, single=True))
     history = history if history is not None else History()
-    bar = ProgressBar(config.steps, int(state.step), disable=not progress)
-    all_callbacks = [FullSignalEvaluator(model.apply, data, eval_every), history, bar, *callbacks]
+    bar = ProgressBar(config.steps, first_step, disable=not progress)
+    all_callbacks = [FullSignalEvaluator(model.apply, data, eval_every, evaluate=evaluate), history, bar,
+                     *(single_model(c) for c in callbacks)]
     try:
-        result = train(state, data, loop_key(config), step_fn, make_sampler(config.batch_size, config.jitter),
-                       config.steps, config.steps_per_call, all_callbacks)
+        result = train_many(state, data, key, step_fn, sampler, config.steps, axes, None, config.steps_per_call,
+                            all_callbacks, make_chunk=make_chunk, stop_when_all_diverged=True)
+    except SweepInterrupted as err:
+        raise TrainingInterrupted(err.state, err.signum) from None
     finally:
         bar.close()
-    return FitResult(model, result.state, history, result.compile_s, result.wall_s,
-                     int(result.state.step) - first_step)
+    final = result.state
+    if result.diverged_step[0] >= 0:
+        raise DivergenceError(divergence_message(int(result.diverged_step[0]), bool(result.diverged_loss[0])), final)
+    return FitResult(model, final, history, result.compile_s, result.wall_s, int(final.step) - first_step)
 
 
 # --------------------------------------------------------------------------------------------- output folder
@@ -185,19 +200,26 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = False, progress: bool = True,
-            eval_every: int = 200, announce: Callable[[Path], None] | None = None) -> dict[str, Any]:
+            eval_every: int = 200, announce: Callable[[Path], None] | None = None,
+            log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fits ``config`` and writes everything into the run folder; returns the metrics dict.
 
     Files: ``config.json``, ``reconstruction.png``, ``render_2x.png``, ``render_4x.png``, ``summary.png``,
     ``metrics.json``, ``history.csv`` and ``checkpoints/`` (Orbax). With ``resume``, ``out`` must be a run
     folder: its config and newest checkpoint are loaded (``config.steps`` may extend the run).
-    ``announce(folder)`` is called once the run folder is known (before training).
+    ``announce(folder)`` is called once the run folder is known (before training); ``log(line)`` gets the
+    run's notes (a resume, a collapsed PSNR; default: printed on stderr).
+
+    A resumed run keeps the learning-rate schedule it was started with: extended past its planned steps, a
+    decaying schedule stays at its final rate (see :mod:`inr_utils.optim`); the note says so.
+    SIGTERM is handled like Ctrl-C (a checkpoint, then :class:`TrainingInterrupted`).
 
     Raises:
       InputError: bad image, config or output folder (before anything is written).
       DivergenceError: the loss became NaN/inf; the last good state is checkpointed first.
-      TrainingInterrupted: Ctrl-C; the state of the last complete chunk is checkpointed first.
+      TrainingInterrupted: Ctrl-C or SIGTERM; the state of the last complete chunk is checkpointed first.
     """
+    log = log or _print_note
     config = config.validate()
     image = load_config_image(config)  # input errors surface before any file is written
     config = _with_out_dim(config, image.shape[-1])  # grayscale images get a 1-channel INR
@@ -208,11 +230,22 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
         state, history = _resume_state(out, config, image.shape[-1])
     if announce is not None:
         announce(out)
+    if state is not None:
+        log(resume_note(out, config, state))
     _write_text(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     checkpoint = PeriodicCheckpoint(ckpt_dir, config.to_dict(), config.checkpoint_every)
     history = history if history is not None else History()
     try:
-        result = fit(image, config, state, history, [checkpoint], progress, eval_every)
+        with warnings.catch_warnings(record=True) as caught:  # the run's notes go to the log, each once
+            warnings.simplefilter("default", UserWarning)
+            result = fit(image, config, state, history, [checkpoint], progress, eval_every)
+        notes = []
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                notes.append(str(w.message))
+                log(f"warning: {w.message}")
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except (DivergenceError, TrainingInterrupted) as err:
         if checkpoint.last_saved != int(err.state.step):
             save_checkpoint(ckpt_dir, err.state, config.to_dict())
@@ -220,7 +253,31 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
         raise
     if checkpoint.last_saved != int(result.state.step):
         save_checkpoint(ckpt_dir, result.state, config.to_dict())
-    return write_results(out, config, image, result)
+    metrics = write_results(out, config, image, result, notes)
+    for message in metrics["warnings"][len(notes):]:
+        log(f"warning: {message}")
+    return metrics
+
+
+def _print_note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def resume_note(out: Path, config: FitConfig, state: TrainState) -> str:
+    """``"resumed from step S of RUN; training to step N"``, plus what a longer run does to a decaying
+    learning-rate schedule (it keeps the planned one: past its end the rate stays at its final value)."""
+    step = int(state.step)
+    note = f"resumed from step {step} of {out}; training to step {config.steps}"
+    horizon = schedule_horizon(state.opt_state)
+    if config.lr_schedule != "constant" and horizon is not None and horizon != config.steps:
+        final = config.lr * config.final_lr_fraction
+        if config.steps > horizon:
+            note += (f"; the {config.lr_schedule} learning-rate schedule keeps its original {horizon} steps, "
+                     f"so from step {horizon} on the rate stays at its final {final:.3g}")
+        else:
+            note += (f"; the {config.lr_schedule} learning-rate schedule keeps its original {horizon} steps and "
+                     f"stops at step {config.steps}, before it reaches its final rate {final:.3g}")
+    return note
 
 
 #: Config fields a resumed run may not change: they decide the parameter shapes or the signal itself.
@@ -251,8 +308,11 @@ def _resume_state(out: Path, config: FitConfig, channels: int) -> tuple[TrainSta
     return state, history
 
 
-def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitResult) -> dict[str, Any]:
-    """Renders, scores and saves a finished fit into ``out``; returns the metrics dict."""
+def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitResult,
+                  notes: Sequence[str] = ()) -> dict[str, Any]:
+    """Renders, scores and saves a finished fit into ``out``; returns the metrics dict. Its ``warnings`` list
+    holds ``notes`` (e.g. a clamped batch size) and, for a run whose PSNR collapsed,
+    :func:`inr_utils.evaluation.collapse_warnings`."""
     h, w = image.shape[:2]
     variables = result.variables
     t0 = time.perf_counter()
@@ -263,7 +323,7 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
     metrics = {
         "psnr": round(float(psnr(np.clip(recon, 0, 1), image)), 3),
         "psnr_unclipped": round(float(psnr(recon, image)), 3),
-        "ssim": round(ssim(np.clip(recon, 0, 1), image), 4),
+        "ssim": round(ssim(np.clip(recon, 0, 1), image), 4) if image.ndim == 3 else None,  # 2-D signals only
         "steps": int(result.state.step),
         "wall_s": round(result.wall_s, 2),
         "compile_s": round(result.compile_s, 2),
@@ -274,6 +334,8 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
         "channels": int(image.shape[-1]),
         "model": config.model.model,
     }
+    best = np.nanmax(np.append(result.history.column("full_psnr"), metrics["psnr_unclipped"]))
+    metrics["warnings"] = [*notes, *collapse_warnings(metrics["psnr"], float(best), constant_baseline_psnr(image))]
     for name, array in (("reconstruction", recon), ("render_2x", render_2x), ("render_4x", render_4x)):
         save_image(out / f"{name}.png", array)
     _write_text(out / "history.csv", result.history.to_csv())

@@ -1,4 +1,4 @@
-"""Training: state, optimizer, the pure jitted train step, and the chunked ``lax.scan`` loop with callbacks.
+"""Training of one model: state, the pure train step, the chunked ``lax.scan``, and :func:`train`.
 
 The pieces, each a pure function:
   * :func:`create_train_state` -- init params (and non-trainable constants) and optimizer state.
@@ -6,30 +6,37 @@ The pieces, each a pure function:
   * :func:`make_train_chunk` -- ``run(state, data, key) -> (state, metrics[num_steps])``: ``num_steps`` steps
     in one compiled ``lax.scan``, sampling batches on the device. The key of step ``s`` is
     ``fold_in(key, s)``, so results do not depend on how steps are grouped into calls (resume = no resume).
-  * :func:`train` -- calls the compiled chunk repeatedly, checks for divergence, calls callbacks between
-    chunks, and turns Ctrl-C into :class:`TrainingInterrupted` carrying the last complete state.
+  * :func:`train` -- one model trained by the engine's loop (:func:`inr_utils.engine.train_many`, N = 1): the
+    compiled chunk called repeatedly, divergence checks, callbacks between chunks, and Ctrl-C or SIGTERM turned
+    into :class:`TrainingInterrupted` carrying the last complete state.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from inr_utils.losses import Loss
 from inr_utils.metrics import psnr_from_mse
+from inr_utils.optim import make_lr_schedule
+from inr_utils.programs import ONCE_COMPILER_OPTIONS, ProgramCache
 from inr_utils.samplers import PixelData, Sampler
+
+# names that moved, kept importable from here: ChunkInfo and Callback (inr_utils.engine, see __getattr__),
+# make_lr_schedule (inr_utils.optim), ProgramCache and ONCE_COMPILER_OPTIONS (inr_utils.programs)
+__all__ = ["TrainState", "split_variables", "merge_variables", "create_train_state", "make_train_step",
+           "make_train_chunk", "DivergenceError", "TrainingInterrupted", "tree_all_finite", "deferred_signals",
+           "TrainResult", "divergence_message", "train", "make_lr_schedule", "ProgramCache",
+           "ONCE_COMPILER_OPTIONS"]
 
 Metrics = dict[str, jax.Array]
 
@@ -63,63 +70,12 @@ def merge_variables(params: Any, constants: dict[str, Any]) -> dict[str, Any]:
     return {"params": params, **constants}
 
 
-class ProgramCache:
-    """Jitted functions by what their programs depend on (a hashable key), the least recently used dropped
-    beyond ``size``. A later call with the same key gets the same function back, and JAX's own cache then
-    skips tracing and compilation for arguments of the same shapes."""
-
-    def __init__(self, size: int = 32):
-        self.size = size
-        self._programs: OrderedDict[Hashable, Any] = OrderedDict()
-
-    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        """The function cached under ``key``, made by ``make()`` the first time."""
-        if key in self._programs:
-            self._programs.move_to_end(key)
-            return self._programs[key]
-        value = self._programs[key] = make()
-        while len(self._programs) > self.size:
-            self._programs.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        """Forgets every cached function."""
-        self._programs.clear()
-
-
-#: XLA options of compilations that run once (initialisation): LLVM's full optimisation of the PRNG's hash
-#: rounds costs seconds of compile time for microseconds of run time (64 CIFAR SIRENs: 3.1 s of CPU at the
-#: default level 3, 1.3 s at level 1), and XLA:CPU's newer fusion emitters add more (init of 64 CIFAR SIRENs
-#: compiled in 0.53 s with them, 0.38 s without; training chunks, by contrast, run twice as slow without them).
-#: Level 0 would halve the compile time again but drops fused multiply-adds, so its uniform draws differ in the
-#: last bit from level 1's and from eager (op-by-op) initialisation, which these options match bit for bit.
-ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
-
-
 def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation, key: jax.Array,
                        in_dim: int = 2) -> TrainState:
     """Initialises the model (on a dummy ``(1, in_dim)`` input) and the optimizer; step 0."""
     params, constants = split_variables(model.init(key, jnp.zeros((1, in_dim), jnp.float32)))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, constants=constants,
                       opt_state=optimizer.init(params))
-
-
-def make_lr_schedule(lr: float, steps: int, schedule: str = "constant", final_fraction: float = 0.05,
-                     warmup_steps: int = 0) -> optax.Schedule:
-    """Learning rate per step: optional linear warm-up to ``lr``, then ``constant``, ``cosine`` or
-    ``exponential`` decay reaching ``final_fraction * lr`` at ``steps``."""
-    decay_steps = max(1, steps - warmup_steps)
-    if schedule == "constant":
-        main = optax.constant_schedule(lr)
-    elif schedule == "cosine":
-        main = optax.cosine_decay_schedule(lr, decay_steps, alpha=final_fraction)
-    elif schedule == "exponential":
-        main = optax.exponential_decay(lr, decay_steps, decay_rate=final_fraction)
-    else:
-        raise ValueError(f"unknown lr schedule {schedule!r}; choose constant, cosine or exponential")
-    if warmup_steps <= 0:
-        return main
-    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup_steps), main], [warmup_steps])
 
 
 def make_train_step(apply_fn: Callable[..., jax.Array], loss_fn: Loss, optimizer: optax.GradientTransformation,
@@ -196,38 +152,12 @@ class DivergenceError(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`train`; ``state`` is the state after the last complete chunk."""
+    """Ctrl-C or SIGTERM during :func:`train`; ``state`` is the state after the last complete chunk, ``signum``
+    the signal that stopped it (``None`` for a ``KeyboardInterrupt`` raised by a callback)."""
 
-    def __init__(self, state: TrainState):
+    def __init__(self, state: TrainState, signum: int | None = None):
         super().__init__(f"training interrupted at step {int(state.step)}")
-        self.state = state
-
-
-@dataclass
-class ChunkInfo:
-    """What callbacks see after every compiled chunk.
-
-    Attributes:
-      state: the train state after the chunk.
-      step: global step after the chunk (Python int).
-      total_steps: the step training ends at.
-      metrics: per-step metrics of the chunk as numpy arrays ``(chunk_steps,)``.
-      elapsed_s: wall seconds since training started (compilation included).
-      extra: scalars added by earlier callbacks (e.g. ``full_psnr`` from an evaluator).
-    """
-
-    state: TrainState
-    step: int
-    total_steps: int
-    metrics: dict[str, np.ndarray]
-    elapsed_s: float
-    extra: dict[str, float] = field(default_factory=dict)
-
-
-class Callback(Protocol):
-    """Runs on the host between compiled chunks (outside jit)."""
-
-    def __call__(self, info: ChunkInfo) -> None: ...
+        self.state, self.signum = state, signum
 
 
 @jax.jit
@@ -237,39 +167,37 @@ def tree_all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def _check_finite(state: TrainState, new_state: TrainState, metrics: dict[str, np.ndarray]) -> None:
-    """Raises :class:`DivergenceError` (carrying ``state``, the chunk's start) when a loss of the chunk or the
-    parameters after it are not finite. Both are needed: a step's loss is computed before its update, so
-    the last update of a chunk can break the parameters while every loss is finite."""
-    finite_loss = np.isfinite(metrics["loss"])
-    if finite_loss.all() and bool(tree_all_finite(new_state.params)):
-        return
-    where = (f"the loss became NaN/inf at step {int(state.step) + int(np.argmin(finite_loss)) + 1}"
-             if not finite_loss.all() else f"the parameters became NaN/inf by step {int(new_state.step)}")
-    raise DivergenceError(f"training diverged: {where}; lower the learning rate (--lr) or use a decaying schedule",
-                          state)
+class _StopFlag(threading.Event):
+    """Set by a deferred signal; ``signum`` is the first signal received."""
+
+    signum: int | None = None
 
 
-class deferred_sigint:
-    """Context manager: while active (main thread only), Ctrl-C sets a flag instead of raising, so
-    :func:`train` stops between chunks after every callback has seen the last chunk (history, checkpoints
-    and state stay consistent). A second Ctrl-C raises ``KeyboardInterrupt`` at once."""
+class deferred_signals:
+    """Context manager: while active (main thread only), Ctrl-C (SIGINT) and SIGTERM (what ``timeout`` and job
+    schedulers send) set a flag instead of ending the process, so the training loop stops between chunks after
+    every callback has seen the last chunk (history, checkpoints and state stay consistent), and the caller
+    saves and exits. A second signal raises ``KeyboardInterrupt`` at once."""
 
-    def __enter__(self) -> threading.Event:
-        self.flag = threading.Event()
-        self.previous = None
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> _StopFlag:
+        self.flag = _StopFlag()
+        self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self.flag
 
     def _handle(self, signum, frame) -> None:
         if self.flag.is_set():
             raise KeyboardInterrupt
+        self.flag.signum = signum
         self.flag.set()
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
 
 
 @dataclass
@@ -281,9 +209,16 @@ class TrainResult:
     wall_s: float
 
 
+def divergence_message(step: int, in_loss: bool) -> str:
+    """The message of :class:`DivergenceError` for a model that diverged at ``step``."""
+    where = f"the loss became NaN/inf at step {step}" if in_loss else f"the parameters became NaN/inf by step {step}"
+    return f"training diverged: {where}; lower the learning rate (--lr) or use a decaying schedule"
+
+
 def train(state: TrainState, data: PixelData, key: jax.Array, train_step: Callable, sampler: Sampler,
-          total_steps: int, steps_per_call: int = 100, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Trains from ``state.step`` to ``total_steps`` in compiled chunks of ``steps_per_call`` steps.
+          total_steps: int, steps_per_call: int = 100, callbacks: Sequence[Callable] = ()) -> TrainResult:
+    """Trains one model from ``state.step`` to ``total_steps`` in compiled chunks of ``steps_per_call`` steps:
+    the one-model case of :func:`inr_utils.engine.train_many`.
 
     Args:
       state: initial (or restored) train state.
@@ -293,35 +228,30 @@ def train(state: TrainState, data: PixelData, key: jax.Array, train_step: Callab
       sampler: from :mod:`inr_utils.samplers`.
       total_steps: global step to stop at.
       steps_per_call: steps per compiled call; a shorter last chunk compiles once more.
-      callbacks: called in order after every chunk with a :class:`ChunkInfo`.
+      callbacks: called in order after every chunk with a single-model :class:`inr_utils.engine.ChunkInfo`.
 
     Raises:
       DivergenceError: the loss became NaN/inf; carries the last good state.
-      TrainingInterrupted: Ctrl-C; carries the state after the last complete chunk.
+      TrainingInterrupted: Ctrl-C or SIGTERM; carries the state after the last complete chunk.
     """
-    start = time.perf_counter()
-    compile_s = 0.0
-    compiled: dict[int, Any] = {}
-    with deferred_sigint() as interrupted:
-        try:
-            while int(state.step) < total_steps:
-                n = min(steps_per_call, total_steps - int(state.step))
-                if n not in compiled:
-                    t0 = time.perf_counter()
-                    compiled[n] = make_train_chunk(train_step, sampler, n).lower(state, data, key).compile()
-                    compile_s += time.perf_counter() - t0
-                new_state, metrics = compiled[n](state, data, key)
-                metrics = jax.device_get(metrics)
-                _check_finite(state, new_state, metrics)
-                state = new_state
-                info = ChunkInfo(state, int(state.step), total_steps, metrics, time.perf_counter() - start)
-                for callback in callbacks:
-                    callback(info)
-                # checked after all callbacks, so they have all seen this chunk; a finished run just finishes
-                if interrupted.is_set() and int(state.step) < total_steps:
-                    raise TrainingInterrupted(state)
-        except KeyboardInterrupt as err:
-            if isinstance(err, TrainingInterrupted):
-                raise
-            raise TrainingInterrupted(state) from None
-    return TrainResult(state, compile_s, time.perf_counter() - start)
+    from inr_utils.engine import SweepInterrupted, shared_axes, single_model, train_many
+
+    try:
+        result = train_many(state, data, key, train_step, sampler, total_steps, shared_axes(), None, steps_per_call,
+                            [single_model(c) for c in callbacks], stop_when_all_diverged=True)
+    except SweepInterrupted as err:
+        raise TrainingInterrupted(err.state, err.signum) from None
+    final = result.state
+    if result.diverged_step[0] >= 0:
+        raise DivergenceError(divergence_message(int(result.diverged_step[0]), bool(result.diverged_loss[0])), final)
+    return TrainResult(final, result.compile_s, result.wall_s)
+
+
+
+
+def __getattr__(name: str) -> Any:
+    # the callback types live with the loop (inr_utils.engine), which imports this module
+    if name in ("ChunkInfo", "Callback"):
+        from inr_utils import engine
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
