@@ -32,11 +32,14 @@ def _manager(directory: str | Path, max_to_keep: int = 2, create: bool = True) -
 
 
 def save_checkpoint(directory: str | Path, state: TrainState, config: dict[str, Any], max_to_keep: int = 2) -> int:
-    """Saves ``state`` and ``config`` under ``directory/<state.step>``; returns that step. ``max_to_keep``
-    (at least 2, so that a damaged newest checkpoint leaves an older one) newest steps are kept."""
+    """Saves ``state`` and ``config`` under ``directory/<state.step>`` (replacing a checkpoint of that step,
+    which only exists when a resumed run fell back past it because it was damaged); returns that step.
+    ``max_to_keep`` (at least 2, so that a damaged newest checkpoint leaves an older one) newest steps are kept."""
     max_to_keep = max(2, max_to_keep)
     step = int(state.step)
     with _manager(directory, max_to_keep) as manager:
+        if step in manager.all_steps():  # a damaged checkpoint that a resumed run fell back past
+            manager.delete(step)
         manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                    config=ocp.args.JsonSave(config)), force=True)
         manager.wait_until_finished()
@@ -96,23 +99,25 @@ def _restore_intact(directory: str | Path, step: int | None, make_args: Callable
                              f"{', '.join(map(str, steps))}")
         steps = [step]
     reasons = []
-    for i, candidate in enumerate(steps):
+    for candidate in steps:
         try:
             if check_all:
                 _check_readable(Path(directory) / str(candidate))
             with _manager(directory, create=False) as manager:
-                return manager.restore(candidate, args=make_args())
+                restored = manager.restore(candidate, args=make_args())
         except Exception as err:  # noqa: BLE001 - Orbax/TensorStore raise many types for unreadable files
-            reason = _one_line(err)
-            reasons.append(f"step {candidate}: {reason}")
-            if i + 1 < len(steps):
-                warnings.warn(f"checkpoint '{Path(directory) / str(candidate)}' is damaged ({reason}); using the "
-                              f"older checkpoint of step {steps[i + 1]}", DamagedCheckpointWarning, stacklevel=3)
+            reasons.append((candidate, _one_line(err)))
+            continue
+        for damaged, reason in reasons:
+            warnings.warn(f"the checkpoint of step {damaged} in '{directory}' is damaged ({reason}); using the older "
+                          f"checkpoint of step {candidate}", DamagedCheckpointWarning, stacklevel=3)
+        return restored
     if len(steps) == 1:
-        raise InputError(f"checkpoint '{Path(directory) / str(steps[0])}' is damaged ({reasons[0]}); restore it "
+        raise InputError(f"checkpoint '{Path(directory) / str(steps[0])}' is damaged ({reasons[0][1]}); restore it "
                          "from a copy or start a new run")
-    raise InputError(f"every checkpoint in '{directory}' is damaged ({'; '.join(reasons)}); restore them from "
-                     "a copy or start a new run")
+    details = "; ".join(f"step {damaged}: {reason}" for damaged, reason in reasons)
+    raise InputError(f"every checkpoint in '{directory}' is damaged ({details}); restore them from a copy or start "
+                     "a new run")
 
 
 def _check_readable(step_dir: Path) -> None:
