@@ -77,8 +77,9 @@ def tiny_config() -> Callable[..., FitConfig]:
 
 
 def run_script(script: str, *args: Any, timeout: float = 240, env: dict | None = None) -> tuple[int, str, str]:
-    """Runs ``experiments/<script>`` (e.g. ``"classic/resolution.py"``) in a subprocess with the test
-    interpreter, cwd at the repo root: the way a user runs it (tests never import the scripts).
+    """Runs ``experiments/<script>`` (e.g. ``"classic/resolution.py"``; or ``benchmarks/<name>.py``) in a
+    subprocess with the test interpreter, cwd at the repo root: the way a user runs it (tests never import the
+    scripts).
 
     Returns:
       (returncode, stdout, stderr).
@@ -86,7 +87,8 @@ def run_script(script: str, *args: Any, timeout: float = 240, env: dict | None =
     # PYTHONPATH: the scripts import this checkout's packages (the ones the in-process tests see).
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path, **(env or {})}
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "experiments" / script), *map(str, args)],
+    path = REPO_ROOT / script if script.startswith("benchmarks/") else REPO_ROOT / "experiments" / script
+    proc = subprocess.run([sys.executable, str(path), *map(str, args)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
     return proc.returncode, proc.stdout, proc.stderr
 

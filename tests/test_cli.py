@@ -300,6 +300,7 @@ def _bad_cases(workdir: Path, tiny_png: Path, run20: Path) -> dict[str, list]:
         "render_unwritable_out": ["render.py", run20, "--height", "8", "--width", "8", "--out",
                                   files / "a_file" / "x.png"],
         "render_damaged": ["render.py", files / "damaged_run_2", "--height", "8", "--width", "8"],
+        "sweep_cifar_missing": ["sweep.py", "--cifar", files / "no_cifar", "--out", files / "sweep_out"],
     }
 
 
@@ -319,7 +320,8 @@ EXPECTED_WORDS = {
     "unknown_model": "nosuch", "omega0_text": "omega0", "learnable_maybe": "learnable",
     "missing_config": "does not exist", "config_steps_text": "steps must be a whole number",
     "resume_already_done": "already has 20 steps", "resume_other_out": "--resume", "resume_changed_width": "width",
-    "resume_damaged": "damaged", "render_missing_checkpoint": "does not exist", "render_zero_size": "positive",
+    "resume_damaged": "damaged", "sweep_cifar_missing": "--cifar",
+    "render_missing_checkpoint": "does not exist", "render_zero_size": "positive",
     "render_empty_region": "region", "render_unwritable_out": "does not exist", "render_damaged": "damaged",
 }
 
@@ -336,7 +338,7 @@ def test_bad_input_exits_2_with_one_error_line(bad_runs, name):
     assert EXPECTED_WORDS[name] in lines[0], lines[0]
     assert stdout.strip() == ""
     # nothing was created where the output would have gone
-    if "--out" in args and args[0] == "fit_image.py" and name != "out_not_empty":
+    if "--out" in args and args[0] != "render.py" and name != "out_not_empty":
         assert not Path(args[args.index("--out") + 1]).exists()
 
 
@@ -432,3 +434,21 @@ def test_folder_and_config_errors_in_process(tmp_path):
     (tmp_path / "a_dir").mkdir()
     with pytest.raises(InputError, match="config"):
         config_from_flags({"resume": str(tmp_path / "a_dir")})
+
+
+# ------------------------------------------------------------------------------------------ benchmarks' flags
+
+BENCHMARKS = ("classic_config.py", "many_fits.py", "render_memory.py", "siren_camera.py", "time_to_psnr.py")
+
+
+def test_benchmarks_write_to_their_own_folder_unless_recording():
+    """A user's run writes runs/benchmarks/NAME.json; only --record touches the committed benchmarks/results/;
+    the PyTorch reference and CIFAR-10 paths are flags (checked with --help only: the benchmarks take minutes)."""
+    results = run_scripts({name: (f"benchmarks/{name}", "--help") for name in BENCHMARKS}, timeout=120)
+    for name, (rc, stdout, stderr) in results.items():
+        assert rc == 0, stderr
+        text = " ".join(stdout.split())
+        assert f"(default: runs/benchmarks/{name[:-3]}.json)" in text, text
+        assert f"--record update the recorded results benchmarks/results/{name[:-3]}.json" in text, text
+    assert "--torch-peer" in results["classic_config.py"][1] and "--torch-peer" in results["time_to_psnr.py"][1]
+    assert "--cifar" in results["many_fits.py"][1]
