@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, progress_bar
-from inr_utils.config import FitConfig, resolve_config
+from inr_utils.config import TRAINING_PRESETS, FitConfig, resolve_config
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit
 from inr_utils.images import IMAGE_KINDS, load_named_image
@@ -28,7 +28,7 @@ from inr_utils.reports import make_run_dir, write_configs, write_results
 from inr_utils.samplers import image_to_pixel_data
 from inr_utils.sweeps import fit_many, unstack_state, use_cpu_cores
 from inr_utils.training import ChunkInfo, DivergenceError, TrainingInterrupted, TrainState, merge_variables
-from model_components.inrs import MLPINR, MODEL_PRESETS, PRESET_TRAINING, build_model, count_params
+from model_components.inrs import MLPINR, MODEL_PRESETS, build_model, count_params
 
 
 def check_presets(names: Sequence[str], available: Iterable[str]) -> list[str]:
@@ -44,7 +44,7 @@ def experiment_config(preset: str, steps: int, size: int, batch_size: int | None
                       image: str | None = None, steps_per_call: int | None = None,
                       **model_overrides: Any) -> FitConfig:
     """A ``FitConfig`` of model preset ``preset`` with its recommended training settings
-    (``PRESET_TRAINING[preset]``, e.g. SIREN's lr) and the experiment's steps, image size, batch size and seed.
+    (``TRAINING_PRESETS[preset]``, e.g. SIREN's lr) and the experiment's steps, image size, batch size and seed.
     ``model_overrides`` go to :func:`model_config` (``width=128``, ``num_frequencies=5``)."""
     training = {"steps": steps, "max_size": size, "batch_size": batch_size, "seed": seed, "image": image,
                 "checkpoint_every": 0}
@@ -278,7 +278,7 @@ def run_grid(jobs: Sequence[GridJob], experiment: str, disable_progress: bool, w
             rows = []
             for i in sorted(done):
                 job, (result, runner) = jobs[i], done[i]
-                training = ", ".join(f"{k}={v}" for k, v in PRESET_TRAINING.get(job.model, {}).items())
+                training = ", ".join(f"{k}={v}" for k, v in TRAINING_PRESETS.get(job.model, {}).items())
                 rows.append({"image": job.image_label, "kind": IMAGE_KINDS.get(job.image_spec, "file"),
                              "model": job.model, **result.metrics(), "lr": job.config.lr,
                              "preset_training": training, "fitted_with": runner})
@@ -319,7 +319,7 @@ def run_model_image_grid(args: argparse.Namespace, experiment: str,
                                           for j in jobs])
     settings = {"images": ", ".join(f"{label} {im.shape[1]}x{im.shape[0]}x{im.shape[2]}" for label, _, im in images),
                 "steps": args.steps, "batch size": args.batch_size, "seed": args.seed,
-                "training": "each preset's recommended settings (PRESET_TRAINING; lr column)"}
+                "training": "each preset's recommended settings (TRAINING_PRESETS; lr column)"}
     run = GridRun(out, models, images, None, [], settings)
 
     def write(rows: list[dict[str, Any]], fits: list) -> None:
