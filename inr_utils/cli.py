@@ -170,35 +170,35 @@ def add_model_flags(group: Any, names: Sequence[str] | None = None) -> None:
     from model_components.layers import ACTIVATIONS, LAYERS
 
     m = FitConfig().model
-    flags: dict[str, tuple[tuple, dict]] = {
-        "model": ((), dict(choices=sorted(MODEL_PRESETS), help=f"architecture preset (default: {m.model})")),
-        "encoding": ((), dict(choices=ENCODINGS.names(),
-                              help=f"coordinate encoding (default: the preset's; {m.model}: {m.encoding})")),
-        "layer": ((), dict(choices=LAYERS.names(), help=f"hidden layer type (default: the preset's; {m.model}: "
-                                                        f"{m.layer})")),
-        "num_frequencies": ((), dict(type=int, help="L of the NeRF encoding (default: 10)")),
-        "fourier_features": ((), dict(type=int, help="m of Gaussian Fourier features (default: "
-                                                     f"{m.encoding_options.get('num_features')})")),
-        "fourier_scale": ((), dict(type=float, help="sigma of Gaussian Fourier features (default: "
-                                                    f"{m.encoding_options.get('scale')})")),
-        "width": ((), dict(type=int, help=f"hidden width (default: the preset's; {m.model}: {m.width})")),
-        "depth": ((), dict(type=int, help=f"hidden layers after the first (default: the preset's; {m.model}: "
-                                          f"{m.depth})")),
-        "activation": ((), dict(choices=sorted(ACTIVATIONS), help="activation of dense layers (default: "
-                                                                  f"{m.layer_options.get('activation')})")),
-        "omega0": ((), dict(type=float, help="frequency factor omega0 of sine-type layers, all layers "
-                                             "(default: 30)")),
-        "first_omega0": ((), dict(type=float, help="omega0 of the first layer only (default: --omega0)")),
-        "layer_option": ((), dict(type=option_arg, action="append", default=[], metavar="KEY=VALUE",
-                                  help="any option of the hidden layer type, repeatable, e.g. --layer-option "
-                                       "learnable=true (default: the preset's)")),
-        "encoding_option": ((), dict(type=option_arg, action="append", default=[], metavar="KEY=VALUE",
-                                     help="any option of the encoding, repeatable, e.g. --encoding-option "
-                                          "include_input=false (default: the preset's)")),
-        "output_activation": ((), dict(choices=sorted(ACTIVATIONS), help="output map (default: the preset's; "
-                                                                         f"{m.model}: {m.output_activation})")),
-        "dtype": ((), dict(choices=["auto", *sorted(DTYPES)], help=f"matrix-product compute dtype (default: the "
-                                                                   f"preset's; {m.model}: {m.dtype})")),
+    flags: dict[str, dict[str, Any]] = {
+        "model": dict(choices=sorted(MODEL_PRESETS), help=f"architecture preset (default: {m.model})"),
+        "encoding": dict(choices=ENCODINGS.names(),
+                         help=f"coordinate encoding (default: the preset's; {m.model}: {m.encoding})"),
+        "layer": dict(choices=LAYERS.names(), help=f"hidden layer type (default: the preset's; {m.model}: "
+                                                   f"{m.layer})"),
+        "num_frequencies": dict(type=int, help="L of the NeRF encoding (default: 10)"),
+        "fourier_features": dict(type=int, help="m of Gaussian Fourier features (default: "
+                                                f"{m.encoding_options.get('num_features')})"),
+        "fourier_scale": dict(type=float, help="sigma of Gaussian Fourier features (default: "
+                                               f"{m.encoding_options.get('scale')})"),
+        "width": dict(type=int, help=f"hidden width (default: the preset's; {m.model}: {m.width})"),
+        "depth": dict(type=int, help=f"hidden layers after the first (default: the preset's; {m.model}: "
+                                     f"{m.depth})"),
+        "activation": dict(choices=sorted(ACTIVATIONS), help="activation of dense layers (default: "
+                                                             f"{m.layer_options.get('activation')})"),
+        "omega0": dict(type=float, help="frequency factor omega0 of sine-type layers, all layers "
+                                        "(default: 30)"),
+        "first_omega0": dict(type=float, help="omega0 of the first layer only (default: --omega0)"),
+        "layer_option": dict(type=option_arg, action="append", default=[], metavar="KEY=VALUE",
+                             help="any option of the hidden layer type, repeatable, e.g. --layer-option "
+                                  "learnable=true (default: the preset's)"),
+        "encoding_option": dict(type=option_arg, action="append", default=[], metavar="KEY=VALUE",
+                                help="any option of the encoding, repeatable, e.g. --encoding-option "
+                                     "include_input=false (default: the preset's)"),
+        "output_activation": dict(choices=sorted(ACTIVATIONS), help="output map (default: the preset's; "
+                                                                    f"{m.model}: {m.output_activation})"),
+        "dtype": dict(choices=["auto", *sorted(DTYPES)], help=f"matrix-product compute dtype (default: the "
+                                                              f"preset's; {m.model}: {m.dtype})"),
     }
     _add(group, flags, names)
 
@@ -207,35 +207,34 @@ def add_training_flags(group: Any, names: Sequence[str] | None = None) -> None:
     """Adds the training flags (all of :data:`TRAIN_FLAGS`, or only ``names``) to a parser or argument group;
     every flag defaults to None (unset: the preset's, the ``--config`` file's or FitConfig's value)."""
     d = FitConfig()
-    flags: dict[str, tuple[tuple, dict]] = {
-        "image": ((), dict(help="image to fit (PNG/JPEG, RGB, grayscale, RGBA, palette or 16-bit) (default: "
-                                "scikit-image's astronaut, 256x256)")),
-        "max_size": ((), dict(type=int, help=f"downscale so the longer side is at most this (default: "
-                                             f"{d.max_size})")),
-        "steps": ((), dict(type=int, help=f"optimisation steps (default: {d.steps})")),
-        "batch_size": ((), dict(type=batch_size_arg, help=f"random pixels per step, or 'full' for the whole "
-                                                          f"image (default: {d.batch_size})")),
-        "lr": ((), dict(type=float, help=f"peak Adam learning rate (default: {d.lr}, or the --model preset's, "
-                                         "e.g. siren: 1e-4)")),
-        "lr_schedule": ((), dict(choices=LR_SCHEDULES, help=f"learning-rate schedule (default: {d.lr_schedule})")),
-        "final_lr_fraction": ((), dict(type=float, help="final lr / peak lr of decaying schedules (default: "
-                                                        f"{d.final_lr_fraction})")),
-        "warmup_steps": ((), dict(type=int, help=f"linear warm-up steps (default: {d.warmup_steps})")),
-        "jitter": ((), dict(action="store_true", default=None, help="jitter coordinates within pixels "
-                                                                    "(default: off)")),
-        "seed": ((), dict(type=int, help=f"random seed; same seed, same result (default: {d.seed})")),
-        "steps_per_call": ((), dict(type=int, help="steps per compiled lax.scan call (default: "
-                                                   f"{d.steps_per_call})")),
-        "checkpoint_every": ((), dict(type=int, help="steps between checkpoints, 0 = only at the end (default: "
-                                                     f"{d.checkpoint_every})")),
+    flags: dict[str, dict[str, Any]] = {
+        "image": dict(help="image to fit (PNG/JPEG, RGB, grayscale, RGBA, palette or 16-bit) (default: "
+                           "scikit-image's astronaut, 256x256)"),
+        "max_size": dict(type=int, help=f"downscale so the longer side is at most this (default: "
+                                        f"{d.max_size})"),
+        "steps": dict(type=int, help=f"optimisation steps (default: {d.steps})"),
+        "batch_size": dict(type=batch_size_arg, help=f"random pixels per step, or 'full' for the whole "
+                                                     f"image (default: {d.batch_size})"),
+        "lr": dict(type=float, help=f"peak Adam learning rate (default: {d.lr}, or the --model preset's, "
+                                    "e.g. siren: 1e-4)"),
+        "lr_schedule": dict(choices=LR_SCHEDULES, help=f"learning-rate schedule (default: {d.lr_schedule})"),
+        "final_lr_fraction": dict(type=float, help="final lr / peak lr of decaying schedules (default: "
+                                                   f"{d.final_lr_fraction})"),
+        "warmup_steps": dict(type=int, help=f"linear warm-up steps (default: {d.warmup_steps})"),
+        "jitter": dict(action="store_true", default=None, help="jitter coordinates within pixels "
+                                                               "(default: off)"),
+        "seed": dict(type=int, help=f"random seed; same seed, same result (default: {d.seed})"),
+        "steps_per_call": dict(type=int, help="steps per compiled lax.scan call (default: "
+                                              f"{d.steps_per_call})"),
+        "checkpoint_every": dict(type=int, help="steps between checkpoints, 0 = only at the end (default: "
+                                                f"{d.checkpoint_every})"),
     }
     _add(group, flags, names)
 
 
-def _add(group: Any, flags: Mapping[str, tuple[tuple, dict]], names: Sequence[str] | None) -> None:
+def _add(group: Any, flags: Mapping[str, Mapping[str, Any]], names: Sequence[str] | None) -> None:
     for name in flags if names is None else names:
-        _, kwargs = flags[name]
-        group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+        group.add_argument(f"--{name.replace('_', '-')}", **flags[name])
 
 
 def config_from_flags(flags: argparse.Namespace | Mapping[str, Any], base: FitConfig | None = None) -> FitConfig:
