@@ -32,10 +32,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from common import (
     add_json_arg,
+    add_torch_peer_arg,
     environment,
     make_parser,
     positive_int,
@@ -43,14 +42,14 @@ from common import (  # noqa: E402
     rendered_psnr,
     run_torch_peer,
     stopwatch,
-    torch_available,
+    torch_peer_missing,
     write_json,
 )
 
-from inr_utils.config import FitConfig  # noqa: E402
-from inr_utils.fitting import fit  # noqa: E402
-from inr_utils.images import default_image, save_image  # noqa: E402
-from model_components.inrs import model_config  # noqa: E402
+from inr_utils.config import FitConfig
+from inr_utils.fitting import fit
+from inr_utils.images import default_image, save_image
+from model_components.inrs import model_config
 
 NAME = "classic_config"
 MIN_PSNR_DB = 30.0
@@ -72,6 +71,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-float32", action="store_true",
                    help="do not run the float32 flax-inr baseline next to the --dtype variant")
     p.add_argument("--skip-torch", action="store_true", help="do not run the PyTorch reference")
+    add_torch_peer_arg(p)
     add_json_arg(p, NAME)
     return p.parse_args()
 
@@ -104,16 +104,16 @@ def run_torch(image, args: argparse.Namespace) -> dict[str, Any] | None:
     if args.skip_torch:
         print("note: --skip-torch given; PyTorch reference not run")
         return None
-    if not torch_available():
-        print("note: PyTorch is not importable in this environment (pip install -e '.[bench]'); "
-              "PyTorch reference skipped")
+    missing = torch_peer_missing(args.torch_peer)
+    if missing:
+        print(missing)
         return None
     print(f"fitting PyTorch reference ({args.steps} steps) ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "astronaut.png"
         save_image(png, image)
         try:
-            peer = run_torch_peer(png, args.steps, args.batch_size, args.lr, args.size, args.seed)
+            peer = run_torch_peer(png, args.steps, args.batch_size, args.lr, args.size, args.seed, args.torch_peer)
         except RuntimeError as err:
             print(f"note: the PyTorch reference failed, so it is skipped: {err}")
             return None

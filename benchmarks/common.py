@@ -1,8 +1,9 @@
 """Helpers shared by the benchmark scripts in this folder: argument defaults, timing, rendered PSNR, the
 PyTorch reference peer, peak memory, environment facts, the side-by-side table and the JSON result file.
 
-The scripts import this module as ``common`` (they put their own folder first on ``sys.path``, as the
-scripts in ``experiments/`` do), so each runs as ``python benchmarks/NAME.py`` from the repository root.
+The scripts import this module as ``common``: ``python benchmarks/NAME.py`` puts the script's folder first on
+``sys.path``. A run writes its JSON to ``runs/benchmarks/NAME.json``; ``--record`` writes the recorded result
+``benchmarks/results/NAME.json`` instead (what the README quotes).
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
+#: The recorded results (committed; written only with ``--record``).
 RESULTS_DIR = BENCH_DIR / "results"
-#: The PyTorch reference implementation (classic PE + ReLU MLP), shared with the other projects.
+#: Where a user's benchmark run writes its JSON.
+USER_RESULTS_DIR = REPO_ROOT / "runs" / "benchmarks"
+#: Default of ``--torch-peer``: the PyTorch reference implementation (classic PE + ReLU MLP) next to the
+#: repository, as in the project's own checkout; a clone elsewhere passes ``--torch-peer PATH``.
 TORCH_PEER = REPO_ROOT.parent / "shared" / "peers" / "torch_pe_mlp.py"
 
 
@@ -39,11 +44,31 @@ def make_parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def add_json_arg(parser: argparse.ArgumentParser, name: str) -> None:
-    """Adds ``--json PATH`` with default ``benchmarks/results/<name>.json``."""
-    default = RESULTS_DIR / f"{name}.json"
-    shown = default.relative_to(REPO_ROOT)
+    """Adds ``--json PATH`` (default ``runs/benchmarks/<name>.json``) and ``--record`` (write the recorded
+    ``benchmarks/results/<name>.json`` instead); both set ``args.json``, the last one given wins."""
+    default, recorded = USER_RESULTS_DIR / f"{name}.json", RESULTS_DIR / f"{name}.json"
     parser.add_argument("--json", type=Path, default=default,
-                        help=f"where to write the results as JSON (default: {shown})")
+                        help=f"where to write the results as JSON (default: {default.relative_to(REPO_ROOT)})")
+    parser.add_argument("--record", dest="json", action="store_const", const=recorded,
+                        help=f"update the recorded results {recorded.relative_to(REPO_ROOT)} instead (default: off)")
+
+
+def add_torch_peer_arg(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--torch-peer PATH``: the PyTorch reference script (default :data:`TORCH_PEER`)."""
+    parser.add_argument("--torch-peer", type=Path, default=TORCH_PEER,
+                        help="the PyTorch reference script torch_pe_mlp.py (default: ../shared/peers/torch_pe_mlp.py "
+                             "next to the repository)")
+
+
+def torch_peer_missing(peer: Path) -> str | None:
+    """A one-line note when the PyTorch reference cannot run (script absent, PyTorch not importable), else None."""
+    if not Path(peer).is_file():
+        return (f"note: PyTorch reference script '{peer}' not found; pass --torch-peer PATH (or --skip-torch); "
+                "PyTorch reference skipped")
+    if not torch_available():
+        return "note: PyTorch is not importable in this environment (pip install -e '.[bench]'); PyTorch " \
+               "reference skipped"
+    return None
 
 
 def positive_int(text: str) -> int:

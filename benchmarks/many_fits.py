@@ -37,10 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from common import (
     REPO_ROOT,
     add_json_arg,
     environment,
@@ -50,14 +47,14 @@ from common import (  # noqa: E402
     write_json,
 )
 
-from inr_utils.config import FitConfig  # noqa: E402
-from inr_utils.errors import InputError  # noqa: E402
-from inr_utils.fitting import fit  # noqa: E402
-from inr_utils.images import skimage_image  # noqa: E402
-from inr_utils.metrics import psnr  # noqa: E402
-from inr_utils.rendering import render  # noqa: E402
-from inr_utils.sweeps import fit_many, load_cifar10_batch, render_many, unstack, use_cpu_cores  # noqa: E402
-from model_components.inrs import model_config  # noqa: E402
+from inr_utils.config import FitConfig
+from inr_utils.errors import InputError
+from inr_utils.fitting import fit
+from inr_utils.images import skimage_image
+from inr_utils.metrics import psnr
+from inr_utils.rendering import render
+from inr_utils.sweeps import fit_many, load_cifar10_batch, render_many, unstack, use_cpu_cores
+from model_components.inrs import model_config
 
 NAME = "many_fits"
 DEFAULT_CIFAR = REPO_ROOT.parent / "shared" / "data" / "cifar10" / "cifar-10-batches-py" / "data_batch_1"
@@ -69,7 +66,8 @@ def parse_args() -> argparse.Namespace:
     p = make_parser(__doc__)
     p.add_argument("--parts", default="a,b,c", help="which measurements, comma-separated (default: a,b,c)")
     p.add_argument("--cifar", type=Path, default=DEFAULT_CIFAR,
-                   help="CIFAR-10 data_batch_1 or its folder (default: ../shared/data/cifar10/...)")
+                   help="CIFAR-10 data_batch_1 or its folder; (b) and (c) are skipped with a note when it is absent "
+                        "(default: ../shared/data/cifar10/... next to the repository)")
     p.add_argument("--cifar-count", type=positive_int, default=64, help="CIFAR images of (b)/(c) (default: 64)")
     p.add_argument("--steps", type=positive_int, default=500, help="steps of (b)/(c) (default: 500)")
     p.add_argument("--crops", type=positive_int, default=16, help="64x64 crops of (a) (default: 16)")
@@ -209,7 +207,7 @@ def main() -> int:
         try:
             cifar, _ = load_cifar10_batch(args.cifar, args.cifar_count)
         except InputError as err:
-            print(f"note: (b) and (c) skipped: {err}")
+            print(f"note: (b) and (c) skipped: {err} (--cifar PATH)")
             cifar = None
         if cifar is not None:
             config = siren_config(32, 1, args.steps, args.lr)

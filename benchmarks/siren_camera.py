@@ -29,14 +29,10 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from common import (
     add_json_arg,
     environment,
     int_list,
@@ -48,11 +44,11 @@ from common import (  # noqa: E402
     write_json,
 )
 
-from inr_utils.config import FitConfig  # noqa: E402
-from inr_utils.fitting import fit  # noqa: E402
-from inr_utils.images import skimage_image  # noqa: E402
-from inr_utils.training import ChunkInfo, merge_variables  # noqa: E402
-from model_components.inrs import build_model, model_config  # noqa: E402
+from inr_utils.config import FitConfig
+from inr_utils.fitting import fit
+from inr_utils.images import skimage_image
+from inr_utils.training import ChunkInfo, merge_variables
+from model_components.inrs import build_model, model_config
 
 NAME = "siren_camera"
 #: The issue's bare-JAX SIREN: PSNR (dB) reached at these steps, and its seconds per step.

@@ -51,19 +51,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from common import (
     REPO_ROOT,
-    TORCH_PEER,
     add_json_arg,
+    add_torch_peer_arg,
     environment,
     make_parser,
     parse_last_json_line,
     positive_int,
     print_table,
     stopwatch,
-    torch_available,
+    torch_peer_missing,
     write_json,
 )
 
@@ -96,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="PyTorch reference: full-image evaluation every N steps (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--skip-torch", action="store_true", help="do not run the PyTorch reference")
+    add_torch_peer_arg(p)
     p.add_argument("--separate-eval", action="store_true",
                    help="evaluate with FullSignalEvaluator after every chunk instead of reading the full-image "
                         "training loss")
@@ -239,8 +238,9 @@ def run_torch(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.skip_torch:
         print("note: --skip-torch given; PyTorch reference not run")
         return None
-    if not torch_available() or not TORCH_PEER.is_file():
-        print("note: PyTorch or the peer script is missing; PyTorch reference skipped")
+    missing = torch_peer_missing(args.torch_peer)
+    if missing:
+        print(missing)
         return None
     from inr_utils.images import default_image, save_image
 
@@ -249,8 +249,8 @@ def run_torch(args: argparse.Namespace) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "astronaut.png"
         save_image(png, default_image(args.size))  # 8-bit PNG of the same image (lossless for it)
-        cmd = [sys.executable, str(TORCH_PEER), str(png), "--size", str(args.size), "--steps", str(args.torch_steps),
-               "--seed", str(args.seed), "--eval-every", str(args.torch_eval_every)]
+        cmd = [sys.executable, str(args.torch_peer), str(png), "--size", str(args.size), "--steps",
+               str(args.torch_steps), "--seed", str(args.seed), "--eval-every", str(args.torch_eval_every)]
         with stopwatch() as t:
             proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

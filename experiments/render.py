@@ -10,27 +10,24 @@ CHECKPOINT is a run folder written by fit_image.py (or its checkpoints/ folder).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from cli_common import OneLineArgumentParser, run_cli  # noqa: E402
-
-from inr_utils.checkpoints import load_config, restore_checkpoint  # noqa: E402
-from inr_utils.config import FitConfig  # noqa: E402
-from inr_utils.errors import InputError  # noqa: E402
-from inr_utils.fitting import initial_state  # noqa: E402
-from inr_utils.grids import Region  # noqa: E402
-from inr_utils.images import save_image  # noqa: E402
-from inr_utils.rendering import render  # noqa: E402
-from inr_utils.training import merge_variables  # noqa: E402
+from inr_utils.checkpoints import load_config, restore_checkpoint
+from inr_utils.cli import OneLineArgumentParser, run_cli
+from inr_utils.config import FitConfig
+from inr_utils.errors import InputError
+from inr_utils.fitting import initial_state
+from inr_utils.grids import Region
+from inr_utils.images import save_image
+from inr_utils.rendering import render
+from inr_utils.training import merge_variables
 
 
 def main() -> int:
-    p = OneLineArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="run folder (or its checkpoints/ folder) written by fit_image.py")
     p.add_argument("--height", type=int, default=1024, help="output rows (default: 1024)")
     p.add_argument("--width", type=int, default=1024, help="output columns (default: 1024)")
@@ -55,7 +52,7 @@ def main() -> int:
     config = FitConfig.from_dict(load_config(ckpt_dir))
     channels = config.model.out_dim
     model, _, template = initial_state(config, channels)
-    state = restore_checkpoint(ckpt_dir, template)
+    state = restore_checkpoint(ckpt_dir, template)  # the newest intact checkpoint; a damaged one is named
     out = Path(args.out) if args.out else (ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir) / (
         f"render_{args.height}x{args.width}.png")
     if not out.parent.is_dir():

@@ -2,7 +2,8 @@
 
 Modules:
   errors       -- ``InputError``, the user-fixable problem type (CLIs print it and exit 2).
-  images       -- load any PNG/JPEG to float ``(H, W, C)`` in [0, 1]; bundled test images; atomic PNG saving.
+  images       -- load any PNG/JPEG to float ``(H, W, C)`` in [0, 1]; test images by name; resizing; atomic PNG
+                  saving.
   grids        -- the pixel-centre coordinate convention and ``make_grid``.
   samplers     -- ``PixelData`` and on-device samplers (random batch, full image, jitter).
   losses       -- ``mse_loss``, ``l1_loss`` (registry ``LOSSES``).
@@ -17,10 +18,14 @@ Modules:
   programs     -- the cache of compiled programs; compiler options.
   model_axis   -- what can share a model axis: compatible configs, stacked signals.
   rendering    -- chunked rendering at any resolution / over any region.
-  checkpoints  -- Orbax save/restore of state + config.
-  plots        -- the summary figure.
-  config       -- ``FitConfig``.
+  checkpoints  -- Orbax save/restore of state + config; a damaged checkpoint is skipped (older one) or named.
+  plots        -- the summary figure; image panels and grids; atomic figure saving.
+  config       -- ``FitConfig``; ``resolve_config``, the one merge of defaults, presets, files and flags.
   fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
+  cli          -- what every script in ``experiments/`` shares: flags, ``config_from_flags``, one-line errors.
+  tables       -- result tables as CSV / Markdown.
+  reports      -- run folders of multi-fit experiments (results tables, ``configs.json``).
+  studies      -- experiments of many scored fits (``fit_and_score``, presets x images).
   sweeps       -- ``fit_many``: N fits of equal shapes (seeds, learning rates, layer hyperparameters, images)
                   trained by one vmapped program, sharded over devices; ``sweep_grid``.
   sweep_reports -- renders, tables and figures of a sweep; ``run_sweep`` (a sweep's run folder).

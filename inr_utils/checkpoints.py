@@ -1,12 +1,16 @@
 """Orbax checkpoints of a :class:`~inr_utils.training.TrainState` plus the run's JSON config.
 
-Layout: ``directory/<step>/{state,config}``; the newest ``max_to_keep`` steps are kept. Saves are
-synchronous and atomic (Orbax writes to a temporary folder and renames), so an interrupted save never
-replaces a good checkpoint with half of one.
+Layout: ``directory/<step>/{state,config}``; the newest ``max_to_keep`` steps (at least two) are kept. Saves
+are synchronous and atomic (Orbax writes to a temporary folder and renames), so an interrupted save never
+replaces a good checkpoint with half of one. A checkpoint damaged afterwards (files truncated or corrupted on
+disk) is skipped with a :class:`DamagedCheckpointWarning` in favour of the newest intact older one; when none
+is intact, restoring raises an :class:`InputError` naming the folder.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,10 @@ from inr_utils.errors import InputError
 from inr_utils.training import TrainState
 
 
+class DamagedCheckpointWarning(UserWarning):
+    """A checkpoint could not be read; an older one was used instead."""
+
+
 def _manager(directory: str | Path, max_to_keep: int = 2, create: bool = True) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                            enable_async_checkpointing=False)
@@ -24,9 +32,14 @@ def _manager(directory: str | Path, max_to_keep: int = 2, create: bool = True) -
 
 
 def save_checkpoint(directory: str | Path, state: TrainState, config: dict[str, Any], max_to_keep: int = 2) -> int:
-    """Saves ``state`` and ``config`` under ``directory/<state.step>``; returns that step."""
+    """Saves ``state`` and ``config`` under ``directory/<state.step>`` (replacing a checkpoint of that step,
+    which only exists when a resumed run fell back past it because it was damaged); returns that step.
+    ``max_to_keep`` (at least 2, so that a damaged newest checkpoint leaves an older one) newest steps are kept."""
+    max_to_keep = max(2, max_to_keep)
     step = int(state.step)
     with _manager(directory, max_to_keep) as manager:
+        if step in manager.all_steps():  # a damaged checkpoint that a resumed run fell back past
+            manager.delete(step)
         manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                    config=ocp.args.JsonSave(config)), force=True)
         manager.wait_until_finished()
@@ -41,26 +54,91 @@ def latest_step(directory: str | Path) -> int | None:
         return manager.latest_step()
 
 
-def load_config(directory: str | Path, step: int | None = None) -> dict[str, Any]:
-    """The JSON config stored with the checkpoint at ``step`` (default newest)."""
-    step = _existing_step(directory, step)
+def all_steps(directory: str | Path) -> list[int]:
+    """Every saved step in ``directory``, newest first (empty if there is no checkpoint)."""
+    if not Path(directory).is_dir():
+        return []
     with _manager(directory, create=False) as manager:
-        return manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+        return sorted(manager.all_steps(), reverse=True)
+
+
+def load_config(directory: str | Path, step: int | None = None) -> dict[str, Any]:
+    """The JSON config stored with the checkpoint at ``step`` (default: the newest intact one).
+
+    Raises:
+      InputError: no checkpoint in ``directory``, or the wanted one (every one) is damaged.
+    """
+    args = lambda: ocp.args.Composite(config=ocp.args.JsonRestore())  # noqa: E731
+    return _restore_intact(directory, step, args, check_all=False)["config"]
 
 
 def restore_checkpoint(directory: str | Path, template: TrainState, step: int | None = None) -> TrainState:
-    """Restores the state saved at ``step`` (default newest) into the structure of ``template`` (a state
-    built from the same config; its values are ignored)."""
-    step = _existing_step(directory, step)
+    """Restores the state saved at ``step`` (default: the newest intact one; a damaged newer one is skipped with
+    a :class:`DamagedCheckpointWarning`) into the structure of ``template`` (a state built from the same
+    config; its values are ignored). ``state.step`` says which step was restored.
+
+    Raises:
+      InputError: no checkpoint in ``directory``, or the wanted one (every one) is damaged.
+    """
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-    with _manager(directory, create=False) as manager:
-        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-    return restored["state"]
+    args = lambda: ocp.args.Composite(state=ocp.args.StandardRestore(abstract))  # noqa: E731
+    return _restore_intact(directory, step, args)["state"]
 
 
-def _existing_step(directory: str | Path, step: int | None) -> int:
-    found = latest_step(directory)
-    if found is None:
+def _restore_intact(directory: str | Path, step: int | None, make_args: Callable[[], Any],
+                    check_all: bool = True) -> Any:
+    """``manager.restore`` of ``step``, or of the newest step that reads back intact (with ``check_all``,
+    every file of the checkpoint is read first, not only the restored items)."""
+    steps = all_steps(directory)
+    if not steps:
         raise InputError(f"no checkpoint found in '{directory}'; pass a run folder written by fit_image.py "
                          "(or its checkpoints/ folder)")
-    return found if step is None else step
+    if step is not None:
+        if step not in steps:
+            raise InputError(f"'{directory}' has no checkpoint of step {step}; it has steps "
+                             f"{', '.join(map(str, steps))}")
+        steps = [step]
+    reasons = []
+    for candidate in steps:
+        try:
+            if check_all:
+                _check_readable(Path(directory) / str(candidate))
+            with _manager(directory, create=False) as manager:
+                restored = manager.restore(candidate, args=make_args())
+        except Exception as err:  # noqa: BLE001 - Orbax/TensorStore raise many types for unreadable files
+            reasons.append((candidate, _one_line(err)))
+            continue
+        for damaged, reason in reasons:
+            warnings.warn(f"the checkpoint of step {damaged} in '{directory}' is damaged ({reason}); using the older "
+                          f"checkpoint of step {candidate}", DamagedCheckpointWarning, stacklevel=3)
+        return restored
+    if len(steps) == 1:
+        raise InputError(f"checkpoint '{Path(directory) / str(steps[0])}' is damaged ({reasons[0][1]}); restore it "
+                         "from a copy or start a new run")
+    details = "; ".join(f"step {damaged}: {reason}" for damaged, reason in reasons)
+    raise InputError(f"every checkpoint in '{directory}' is damaged ({details}); restore them from a copy or start "
+                     "a new run")
+
+
+def _check_readable(step_dir: Path) -> None:
+    """Reads every stored value of a checkpoint back (OCDBT key-value stores through TensorStore, JSON items
+    as JSON), raising on a truncated or unreadable file. Done before Orbax's restore because a read failing
+    inside Orbax's asynchronous restore leaves its pending reads printing tracebacks from other threads."""
+    import json
+
+    import tensorstore as ts
+
+    for item in sorted(p for p in step_dir.iterdir() if p.is_dir()):
+        if (item / "manifest.ocdbt").is_file():
+            store = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{item.absolute()}"}).result()
+            for key in store.list().result():
+                store.read(key).result()
+        elif (item / "metadata").is_file():
+            json.loads((item / "metadata").read_text())
+
+
+def _one_line(err: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message, shortened: Orbax's can run to pages."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,9 @@ class FitConfig:
     checkpoint_every: int = 500
 
     def validate(self) -> FitConfig:
-        """Raises :class:`InputError` naming the bad field and a valid value; returns self."""
+        """Raises :class:`InputError` naming the bad field and a valid value (or the expected type); returns
+        self."""
+        check_field_types(self)
         try:
             self.model.validate()
         except ValueError as err:
@@ -107,8 +112,10 @@ class FitConfig:
                 values["model"] = model_config(model)
             else:
                 values["model"] = ModelConfig.from_dict(model)
-            values = {**TRAINING_PRESETS.get(values["model"].model, {}), **values}
+            values = with_preset_training(values["model"].model, values)
             return cls(**values).validate()
+        except InputError:
+            raise
         except (TypeError, ValueError) as err:
             raise InputError(f"invalid config: {err}") from None
 
@@ -137,3 +144,87 @@ class FitConfig:
         if not isinstance(values, dict):
             raise InputError(f"config file '{path}' must hold a {kind} mapping of config fields")
         return cls.from_dict(values)
+
+
+def _type_name(kind: Any) -> str:
+    names = {int: "a whole number", float: "a number", bool: "true or false", str: "text",
+             type(None): "null", ModelConfig: "a model config (a preset name or a mapping of model fields)"}
+    return names.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return type(value).__name__ in ("bool", "bool_")  # Python's or numpy's bool, not 0/1
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def check_field_types(config: Any) -> None:
+    """Raises :class:`InputError` for the first field of the dataclass ``config`` whose value does not have
+    the annotated type (``int`` fields take whole numbers, ``float`` fields any real number, ``X | None`` also
+    ``None``), naming the field and the expected type."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        hint = hints[field.name]
+        kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+            else (hint,)
+        value = getattr(config, field.name)
+        if any(_fits(value, kind) for kind in kinds):
+            continue
+        expected = " or ".join(_type_name(kind) for kind in kinds)
+        hint_text = ""
+        if isinstance(value, str):
+            try:
+                float(value)
+                hint_text = "; write numbers without quotes (YAML reads 1e-4 as text: write 1.0e-4)"
+            except ValueError:
+                pass
+        raise InputError(f"config field {field.name} must be {expected}, got {value!r} "
+                         f"({type(value).__name__}){hint_text}")
+
+
+def with_preset_training(preset: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` over the training settings recommended by model preset ``preset`` (:data:`TRAINING_PRESETS`,
+    e.g. SIREN's lr 1e-4): the one place a preset's training defaults are merged."""
+    return {**TRAINING_PRESETS.get(preset, {}), **fields}
+
+
+def resolve_config(base: FitConfig | None = None, model: str | None = None, *,
+                   training: Mapping[str, Any] | None = None, model_settings: Mapping[str, Any] | None = None,
+                   layer_options: Mapping[str, Any] | None = None,
+                   encoding_options: Mapping[str, Any] | None = None) -> FitConfig:
+    """A validated config from a base, a model preset and explicit settings; what every script's flags go
+    through (:func:`inr_utils.cli.config_from_flags`).
+
+    Precedence: FitConfig defaults < the preset ``model`` (its architecture, and its recommended training
+    settings when it differs from ``base``'s model or there is no ``base``) < ``base`` < explicit settings.
+
+    Args:
+      base: config to start from (default: ``FitConfig()``).
+      model: preset name in ``MODEL_PRESETS``; ``None`` keeps ``base``'s model.
+      training: FitConfig fields (``steps``, ``lr``, ...).
+      model_settings: flat :func:`model_config` overrides (``width``, ``omega0``, ``num_frequencies``, ...).
+      layer_options, encoding_options: options merged into the model's layer / encoding options.
+
+    Raises:
+      InputError: a bad field or value, naming it.
+    """
+    training, model_settings = dict(training or {}), dict(model_settings or {})
+    try:
+        if model is not None and (base is None or model != base.model.model):
+            model_cfg = model_config(model, **model_settings)
+            training = with_preset_training(model, training)
+        else:
+            model_cfg = model_config(base=(base or FitConfig()).model, **model_settings)
+        if layer_options or encoding_options:
+            model_cfg = model_config(base=model_cfg, layer_options={**model_cfg.layer_options, **(layer_options or {})},
+                                     encoding_options={**model_cfg.encoding_options, **(encoding_options or {})})
+    except (TypeError, ValueError) as err:
+        raise InputError(str(err)) from None
+    base_values = (base or FitConfig()).to_dict()
+    return FitConfig.from_dict({**base_values, **training, "model": model_cfg.to_dict()})

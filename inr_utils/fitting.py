@@ -302,6 +302,7 @@ def _resume_state(out: Path, config: FitConfig, channels: int) -> tuple[TrainSta
                              "drop those flags, or start a new run with --config")
     _, _, template = initial_state(config, channels)
     state = restore_checkpoint(ckpt_dir, template)
+    step = int(state.step)  # older than the newest checkpoint when that one is damaged
     history = History.from_csv(out / "history.csv", step) if (out / "history.csv").exists() else History()
     if int(state.step) >= config.steps:
         raise InputError(f"the run in '{out}' already has {int(state.step)} steps; pass --steps larger than that")

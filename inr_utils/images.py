@@ -1,4 +1,5 @@
-"""Image input/output: any PNG/JPEG (RGB, grayscale, RGBA, palette, 16-bit) -> float32 ``(H, W, C)`` in [0, 1].
+"""Image input/output: any PNG/JPEG (RGB, grayscale, RGBA, palette, 16-bit) -> float32 ``(H, W, C)`` in [0, 1];
+scikit-image's test images by name; resizing and cropping.
 
 Colour images give C = 3 (an alpha channel is composited over white), grayscale images C = 1.
 """
@@ -6,7 +7,8 @@ Colour images give C = 3 (an alpha channel is composited over white), grayscale 
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -124,13 +126,103 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Writes a float ``(H, W, C)`` image in [0, 1] as an 8-bit PNG, atomically (a temporary file in the same
-    folder is renamed into place, so an interrupted save never leaves half a file)."""
+    folder is renamed into place, so an interrupted save never leaves half a file). The file's permissions
+    follow the umask like any other written file (``mkstemp`` would make it private, mode 0600)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png")
-    os.close(fd)
+    tmp = path.with_name(f".{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.png")
     try:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+# --------------------------------------------------------------------------------------------- by name, resizing
+
+#: Test images bundled with scikit-image that the experiments use by name (no download), with their kind.
+IMAGE_KINDS = {
+    "astronaut": "smooth photo", "camera": "photo (grayscale)", "coffee": "photo", "chelsea": "photo (cat)",
+    "logo": "graphics, sharp edges", "horse": "binary silhouette", "grass": "texture (grayscale)",
+    "brick": "texture (grayscale)", "gravel": "texture (grayscale)",
+}
+
+
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The largest centred square of an ``(H, W, C)`` image."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top:top + side, left:left + side]
+
+
+def resize(image: np.ndarray, height: int, width: int, method: str = "bicubic") -> np.ndarray:
+    """Resizes a float ``(H, W, C)`` image channel by channel with Pillow on float data.
+
+    Args:
+      method: ``bicubic`` (antialiased when shrinking), ``area`` (box filter: the mean over each output
+        pixel's footprint, exact area averaging for integer factors), ``bilinear`` or ``nearest``.
+
+    Returns:
+      float32 ``(height, width, C)``, not clipped (bicubic may overshoot [0, 1] slightly).
+
+    Raises:
+      ValueError: unknown method or a non-positive size.
+    """
+    filters = {"bicubic": Image.BICUBIC, "area": Image.BOX, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+    if method not in filters:
+        raise ValueError(f"unknown resize method {method!r}; choose one of: {', '.join(filters)}")
+    if height <= 0 or width <= 0:
+        raise ValueError(f"resize target must be positive, got {height}x{width}")
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32))
+                           .resize((width, height), filters[method])) for c in range(image.shape[-1])]
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
+def fit_size(image: np.ndarray, size: int) -> np.ndarray:
+    """Resizes (bicubic) so the longer side is ``size`` pixels (up or down), keeping the aspect ratio; clipped
+    to [0, 1]."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    if (new_h, new_w) == (h, w):
+        return image
+    return np.clip(resize(image, new_h, new_w, "bicubic"), 0.0, 1.0)
+
+
+def crop_fraction(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """The part of ``image`` inside ``box = (x0, x1, y0, y1)``, given as fractions of width and height in
+    [0, 1]; at least one pixel."""
+    x0, x1, y0, y1 = box
+    h, w = image.shape[:2]
+    left, top = min(w - 1, int(round(x0 * w))), min(h - 1, int(round(y0 * h)))
+    right, bottom = max(left + 1, int(round(x1 * w))), max(top + 1, int(round(y1 * h)))
+    return image[top:bottom, left:right]
+
+
+def load_source(spec: str) -> tuple[str, np.ndarray]:
+    """An image at its native resolution by scikit-image name (:data:`IMAGE_KINDS` or any other
+    ``skimage.data`` image, centre-cropped to a square) or by file path; returns ``(label, image)`` with
+    ``image`` float32 ``(H, W, C)`` in [0, 1] and ``label`` the name or the file's stem.
+
+    Raises:
+      InputError: neither a readable image file nor a scikit-image test image.
+    """
+    path = Path(spec)
+    if path.suffix or os.sep in spec or path.exists():
+        return path.stem, load_image(path)
+    try:
+        image = skimage_image(spec, size=None)
+    except InputError:
+        raise InputError(f"--image {spec!r} is neither an image file nor a scikit-image test image; pass a "
+                         f"PNG/JPEG path or one of: {', '.join(IMAGE_KINDS)}") from None
+    except Exception as err:  # noqa: BLE001 - skimage.data members that are not images, downloads failing
+        raise InputError(f"cannot load scikit-image image {spec!r} ({err}); pass a PNG/JPEG path or one of: "
+                         f"{', '.join(IMAGE_KINDS)}") from None
+    return spec, centre_square(image)
+
+
+def load_named_image(spec: str, size: int) -> tuple[str, np.ndarray]:
+    """:func:`load_source` resized so the longer side is ``size`` pixels (square for scikit-image names)."""
+    label, image = load_source(spec)
+    return label, fit_size(image, size)

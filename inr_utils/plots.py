@@ -1,8 +1,11 @@
-"""Figures: the 2x3 summary of an image fit."""
+"""Figures: the 2x3 summary of an image fit; image panels and grids of the experiments; atomic saving."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -85,3 +88,46 @@ def summary_figure(path: str | Path, original: np.ndarray, reconstruction: np.nd
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def show(ax: Any, image: np.ndarray, title: str = "", fontsize: int = 9) -> None:
+    """Draws a float ``(H, W, C)`` image (C = 1 in gray) without axes, pixels unsmoothed."""
+    image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_grid(path: str | Path, cells: Sequence[Sequence[np.ndarray | None]], titles: Sequence[Sequence[str]],
+               row_labels: Sequence[str] = (), suptitle: str = "", cell_inches: float = 2.2) -> None:
+    """Saves a grid of images as PNG: ``cells[r][c]`` (``None`` leaves the cell blank) titled
+    ``titles[r][c]``, with ``row_labels[r]`` on the left of each row."""
+    rows, cols = len(cells), max(len(r) for r in cells)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols, cell_inches * rows + 0.6), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            cell = cells[r][c] if c < len(cells[r]) else None
+            if cell is None:
+                ax.axis("off")
+                continue
+            show(ax, cell, titles[r][c] if c < len(titles[r]) else "", fontsize=8)
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> None:
+    """Saves a matplotlib figure as PNG atomically (temporary file + rename) and closes it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,7 +1,7 @@
 """Result tables as text: CSV and GitHub Markdown from rows (mappings of column name -> value).
 
-Used by the sweep outputs (:mod:`inr_utils.sweeps`) and the classic experiments. Missing values (``None``,
-float NaN) are empty CSV cells and ``n/a`` in Markdown.
+Used by the sweep outputs (:mod:`inr_utils.sweeps`) and the classic experiments (:mod:`inr_utils.studies`).
+Missing values (``None``, float NaN) are empty CSV cells and ``n/a`` in Markdown.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,3 +95,35 @@ def to_markdown(rows: Sequence[Row], columns: Sequence[str] | None = None, forma
     for row in rows:
         lines.append("| " + " | ".join(markdown_cell(row.get(c), formats.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pivot(rows: Sequence[Row], index: str, columns: str, value: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Reshapes long rows to wide: one output row per distinct ``row[index]`` (first-seen order) holding
+    ``row[value]`` under the key ``str(row[columns])``; returns ``(wide_rows, column_names)`` with
+    ``column_names = [index, *distinct columns values]``. Missing combinations are ``None``; a repeated
+    (index, column) pair keeps the last value."""
+    keys: list[Any] = []
+    names: list[str] = []
+    table: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        key, name = row[index], str(row[columns])
+        if key not in table:
+            keys.append(key)
+            table[key] = {index: key}
+        if name not in names:
+            names.append(name)
+        table[key][name] = row[value]
+    wide = [{index: key, **{name: table[key].get(name) for name in names}} for key in keys]
+    return wide, [index, *names]
+
+
+def mean_of(values: Iterable[Any]) -> float:
+    """Mean of the non-missing values (NaN when there are none)."""
+    present = [float(v) for v in values if not is_missing(v)]
+    return float(np.mean(present)) if present else float("nan")
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts of strings (header keys)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

@@ -7,14 +7,12 @@ minutes on two CPU cores. ``jax_numpy_rank_promotion="raise"`` is *not* enabled:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.util
-import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +76,10 @@ def tiny_config() -> Callable[..., FitConfig]:
     return make_tiny_config
 
 
-def run_script(script: str, *args: str, timeout: float = 240, env: dict | None = None) -> tuple[int, str, str]:
-    """Runs ``experiments/<script>`` with the test interpreter, cwd at the repo root.
+def run_script(script: str, *args: Any, timeout: float = 240, env: dict | None = None) -> tuple[int, str, str]:
+    """Runs ``experiments/<script>`` (e.g. ``"classic/resolution.py"``; or ``benchmarks/<name>.py``) in a
+    subprocess with the test interpreter, cwd at the repo root: the way a user runs it (tests never import the
+    scripts).
 
     Returns:
       (returncode, stdout, stderr).
@@ -87,42 +87,19 @@ def run_script(script: str, *args: str, timeout: float = 240, env: dict | None =
     # PYTHONPATH: the scripts import this checkout's packages (the ones the in-process tests see).
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path, **(env or {})}
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "experiments" / script), *map(str, args)],
+    path = REPO_ROOT / script if script.startswith("benchmarks/") else REPO_ROOT / "experiments" / script
+    proc = subprocess.run([sys.executable, str(path), *map(str, args)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
     return proc.returncode, proc.stdout, proc.stderr
 
 
-_SCRIPT_MODULES: dict[str, object] = {}
-
-
-def load_script(script: str) -> Any:
-    """Imports ``experiments/<script>`` (e.g. ``"classic/resolution.py"``) as a module, once per session."""
-    if script not in _SCRIPT_MODULES:
-        spec = importlib.util.spec_from_file_location(f"_cli_{Path(script).stem}", REPO_ROOT / "experiments" / script)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses defined in the script look their module up there
-        spec.loader.exec_module(module)
-        _SCRIPT_MODULES[script] = module
-    return _SCRIPT_MODULES[script]
-
-
-def run_script_in_process(script: str, *args: str) -> tuple[int, str, str]:
-    """Runs ``experiments/<script>``'s ``run_cli(main)`` in this process with ``sys.argv`` set, capturing its
-    exit code, stdout and stderr: the same code path as the command line without paying JAX's start-up again
-    (an unexpected exception propagates, like a traceback)."""
-    module = load_script(script)
-    out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = [script, *map(str, args)]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            module.run_cli(module.main)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, out.getvalue(), err.getvalue()
+def run_scripts(cases: Mapping[str, Sequence[Any]], timeout: float = 240, workers: int = 2,
+                ) -> dict[str, tuple[int, str, str]]:
+    """Runs several ``run_script(*args)`` calls, ``workers`` at a time (a script's start-up is mostly one busy
+    core, so two overlap well on two cores); returns name -> (returncode, stdout, stderr)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(run_script, *args, timeout=timeout) for name, args in cases.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
-"""The command-line scripts, run as subprocesses: outputs, reproducibility, resume, rendering, Ctrl-C, and
-one-line errors (exit 2) for every kind of bad input.
+"""The command-line scripts, run as subprocesses: outputs, reproducibility, resume, rendering, Ctrl-C, damaged
+checkpoints, and one-line errors (exit 2) for every kind of bad input; the flag parsing they share
+(``inr_utils.cli``) in this process.
 
 Each run costs several seconds of JAX start-up and compilation, so one good run is shared (module fixtures)
-and the quick bad-input runs are started two at a time.
+and the quick bad-input runs are started two at a time; input checks done by library functions are tested in
+this process instead.
 """
 
 from __future__ import annotations
@@ -17,19 +19,23 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, run_script, run_script_in_process
+from conftest import REPO_ROOT, run_script, run_scripts
 from PIL import Image
 
+from inr_utils.cli import OneLineArgumentParser, add_model_flags, add_training_flags, config_from_flags, scalar
+from inr_utils.config import FitConfig
+from inr_utils.errors import InputError
+from inr_utils.fitting import prepare_output_dir
+
 # A tiny run: 24x24 image (32x32 downscaled), 32-wide relu_pe, 20 steps in chunks of 10, constant lr so that a
-# run extended with --resume equals one planned that long.
+# run extended with --resume equals one planned that long; checkpoints at steps 10 and 20.
 TINY = ["--model", "relu_pe", "--num-frequencies", "4", "--width", "32", "--depth", "1", "--max-size", "24",
         "--batch-size", "256", "--lr", "3e-3", "--lr-schedule", "constant", "--steps-per-call", "10",
-        "--eval-every", "10", "--no-progress"]
+        "--eval-every", "10", "--checkpoint-every", "10", "--no-progress"]
 OUTPUT_FILES = ("reconstruction.png", "render_2x.png", "render_4x.png", "summary.png", "metrics.json",
                 "history.csv", "config.json")
 METRIC_KEYS = {"psnr", "ssim", "steps", "wall_s", "compile_s", "params"}
@@ -101,8 +107,17 @@ def test_run_writes_every_output(run20):
     assert config["steps"] == 20 and config["seed"] == 0 and config["lr"] == 3e-3
     assert config["model"]["model"] == "relu_pe" and config["model"]["width"] == 32
     assert config["model"]["encoding_options"]["num_frequencies"] == 4 and config["model"]["out_dim"] == 3
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["20"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["10", "20"]
     assert "Traceback" not in stderr
+
+
+def test_written_files_follow_the_umask(run20):
+    """PNGs too (they were private, 0600, from mkstemp): every file of a run has the mode of a normal file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.relative_to(run20[0]).as_posix(): p.stat().st_mode & 0o777 for p in run20[0].rglob("*") if p.is_file()}
+    assert "reconstruction.png" in modes and "summary.png" in modes
+    assert {name for name, mode in modes.items() if mode != 0o666 & ~umask} == set()
 
 
 def test_config_rerun_reproduces(run20, run40):
@@ -218,129 +233,120 @@ def test_ctrl_c_saves_checkpoint_and_resumes(workdir, tiny_png):
     assert rows[-20:] == list(range(step + 1, step + 21)) and rows == sorted(set(rows))
 
 
+# ------------------------------------------------------------------------------------------ damaged checkpoints
+
+
+def _damage(step_dir: Path) -> None:
+    """Truncates every data file of a checkpoint's state to 10 bytes, as a full disk or a cut copy would."""
+    files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files
+    for path in files:
+        with open(path, "r+b") as f:
+            f.truncate(10)
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(workdir, run20):
+    run = workdir / "damaged_newest"
+    shutil.copytree(run20[0], run)
+    _damage(run / "checkpoints" / "20")
+    rc, stdout, stderr = _ok(run_script("fit_image.py", "--resume", run, "--steps", "30", "--no-progress"))
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 1 and str(run / "checkpoints") in warnings[0] and "step 20" in warnings[0], stderr
+    assert "damaged" in warnings[0] and "older checkpoint of step 10" in warnings[0]
+    assert "Traceback" not in stderr and "Event loop" not in stderr
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 30
+    assert [int(r["step"]) for r in _history(run / "history.csv")] == list(range(1, 31))  # 11..20 retrained
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["20", "30"]  # the damaged 20 replaced
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 
 def _bad_cases(workdir: Path, tiny_png: Path, run20: Path) -> dict[str, list]:
     files = workdir / "bad_inputs"
     files.mkdir()
-    shutil.copytree(run20, files / "done_run")
-    shutil.copytree(run20, files / "done_run_2")
-    (files / "notes.png").write_text("not an image at all\n")
-    (files / "empty.png").write_bytes(b"")
-    data = tiny_png.read_bytes()
-    (files / "cut.png").write_bytes(data[: len(data) // 2])
+    for name in ("done_run", "done_run_2", "damaged_run", "damaged_run_2"):
+        shutil.copytree(run20, files / name)
+    for name in ("damaged_run", "damaged_run_2"):
+        for step in ("10", "20"):
+            _damage(files / name / "checkpoints" / step)
     (files / "a_dir").mkdir()
     (files / "a_file").write_text("x")
-    (files / "bad.json").write_text("{broken")
+    (files / "many.yaml").write_text("model: relu_pe\nsteps: \"many\"\n")
     image = ["--image", str(tiny_png)]
     fit = ["fit_image.py", *TINY, "--steps", "10"]
+    siren = ["fit_image.py", *image, "--model", "siren", "--width", "8", "--depth", "1", "--max-size", "8", "--steps",
+             "10", "--no-progress"]
     return {
         "missing_file": [*fit, "--image", files / "nope.png"],
-        "corrupt_image": [*fit, "--image", files / "notes.png"],
-        "truncated_image": [*fit, "--image", files / "cut.png"],
-        "directory_image": [*fit, "--image", files / "a_dir"],
-        "empty_image": [*fit, "--image", files / "empty.png"],
         "unwritable_out": [*fit, *image, "--out", "/proc/nonexistent/run"],
-        "out_under_a_file": [*fit, *image, "--out", files / "a_file" / "run"],
-        "out_is_a_file": [*fit, *image, "--out", files / "a_file"],
         "out_not_empty": [*fit, *image, "--out", run20],
         "steps_0": [*fit, *image, "--steps", "0"],
-        "steps_negative": [*fit, *image, "--steps", "-5"],
-        "batch_size_0": [*fit, *image, "--batch-size", "0"],
         "batch_size_text": [*fit, *image, "--batch-size", "lots"],
-        "lr_0": [*fit, *image, "--lr", "0"],
-        "lr_negative": [*fit, *image, "--lr", "-1"],
-        "width_0": [*fit, *image, "--width", "0"],
         "eval_every_0": [*fit, *image, "--eval-every", "0"],
         "unknown_model": [*fit, *image, "--model", "nosuch"],
-        "unknown_flag": [*fit, *image, "--nosuch-flag"],
+        "omega0_text": [*siren, "--layer-option", "omega0=abc", "--out", files / "omega0_text"],
+        "learnable_maybe": [*siren, "--layer-option", "learnable=maybe", "--out", files / "learnable_maybe"],
         "missing_config": ["fit_image.py", "--config", files / "nope.json"],
-        "broken_config": ["fit_image.py", "--config", files / "bad.json"],
-        "resume_not_a_run": ["fit_image.py", "--resume", files / "a_dir", "--no-progress"],
+        "config_steps_text": ["fit_image.py", "--config", files / "many.yaml", "--out", files / "from_yaml"],
         "resume_already_done": ["fit_image.py", "--resume", files / "done_run", "--steps", "20", "--no-progress"],
         "resume_other_out": ["fit_image.py", "--resume", files / "done_run", "--out", files / "elsewhere"],
         "resume_changed_width": ["fit_image.py", "--resume", files / "done_run_2", "--steps", "30", "--width", "64",
                                  "--no-progress"],
+        "resume_damaged": ["fit_image.py", "--resume", files / "damaged_run", "--steps", "30", "--no-progress"],
         "render_missing_checkpoint": ["render.py", files / "no_such_run", "--height", "8", "--width", "8"],
-        "render_empty_folder": ["render.py", files / "a_dir", "--height", "8", "--width", "8"],
         "render_zero_size": ["render.py", run20, "--height", "0", "--width", "8"],
         "render_empty_region": ["render.py", run20, "--height", "8", "--width", "8", "--region", "0", "0", "-1", "1"],
         "render_unwritable_out": ["render.py", run20, "--height", "8", "--width", "8", "--out",
                                   files / "a_file" / "x.png"],
+        "render_damaged": ["render.py", files / "damaged_run_2", "--height", "8", "--width", "8"],
+        "sweep_cifar_missing": ["sweep.py", "--cifar", files / "no_cifar", "--out", files / "sweep_out"],
     }
-
-
-# Cases rejected before any computation are also checked in-process (the same run_cli(main) code path) to save
-# a JAX start-up each; at least one case of every kind (bad image, bad --out, bad flag, bad config, bad resume,
-# bad render) runs as a real subprocess.
-IN_PROCESS = {"corrupt_image", "truncated_image", "directory_image", "empty_image", "out_under_a_file",
-              "out_is_a_file", "steps_negative", "batch_size_0", "batch_size_text", "lr_0", "width_0", "eval_every_0",
-              "unknown_flag", "broken_config", "resume_not_a_run", "resume_other_out", "render_empty_folder",
-              "render_zero_size", "render_empty_region"}
 
 
 @pytest.fixture(scope="module")
 def bad_runs(workdir, tiny_png, run20):
-    """Every bad-input case; name -> (args, (rc, stdout, stderr)), and run20's files before them."""
+    """Every bad-input case, as subprocesses two at a time; name -> (args, (rc, stdout, stderr)), and run20's
+    files before them."""
     cases = _bad_cases(workdir, tiny_png, run20[0])
     before = sorted(p.name for p in run20[0].iterdir())
-    results = {name: (args, run_script_in_process(*args)) for name, args in cases.items() if name in IN_PROCESS}
-    with ThreadPoolExecutor(max_workers=2) as pool:  # two at a time: start-up is CPU bound
-        futures = {name: pool.submit(run_script, *args, timeout=120)
-                   for name, args in cases.items() if name not in IN_PROCESS}
-        results.update({name: (cases[name], future.result()) for name, future in futures.items()})
-    return results, before
+    results = run_scripts(cases, timeout=120)
+    return {name: (cases[name], results[name]) for name in cases}, before
 
-
-BAD_CASES = ["missing_file", "corrupt_image", "truncated_image", "directory_image", "empty_image", "unwritable_out",
-             "out_under_a_file", "out_is_a_file", "out_not_empty", "steps_0", "steps_negative", "batch_size_0",
-             "batch_size_text", "lr_0", "lr_negative", "width_0", "eval_every_0", "unknown_model", "unknown_flag",
-             "missing_config", "broken_config", "resume_not_a_run", "resume_already_done", "resume_other_out",
-             "resume_changed_width",
-             "render_missing_checkpoint", "render_empty_folder", "render_zero_size", "render_empty_region",
-             "render_unwritable_out"]
 
 EXPECTED_WORDS = {
-    "missing_file": "does not exist", "corrupt_image": "not an image", "truncated_image": "truncated",
-    "directory_image": "directory", "empty_image": "empty", "unwritable_out": "cannot write",
-    "out_is_a_file": "is a file", "out_not_empty": "not empty", "steps_0": "steps must be positive",
-    "steps_negative": "steps must be positive", "batch_size_0": "batch_size must be positive",
-    "lr_0": "lr must be positive", "lr_negative": "lr must be positive", "width_0": "width",
-    "eval_every_0": "--eval-every", "unknown_model": "nosuch", "unknown_flag": "--nosuch-flag",
-    "missing_config": "does not exist", "broken_config": "JSON", "resume_not_a_run": "config",
-    "resume_already_done": "already has 20 steps", "resume_other_out": "--resume",
-    "render_missing_checkpoint": "does not exist", "render_empty_folder": "no checkpoint",
-    "render_zero_size": "positive", "render_empty_region": "region",
+    "missing_file": "does not exist", "unwritable_out": "cannot write", "out_not_empty": "not empty",
+    "steps_0": "steps must be positive", "batch_size_text": "--batch-size", "eval_every_0": "--eval-every",
+    "unknown_model": "nosuch", "omega0_text": "omega0", "learnable_maybe": "learnable",
+    "missing_config": "does not exist", "config_steps_text": "steps must be a whole number",
+    "resume_already_done": "already has 20 steps", "resume_other_out": "--resume", "resume_changed_width": "width",
+    "resume_damaged": "damaged", "sweep_cifar_missing": "--cifar",
+    "render_missing_checkpoint": "does not exist", "render_zero_size": "positive",
+    "render_empty_region": "region", "render_unwritable_out": "does not exist", "render_damaged": "damaged",
 }
 
 
-@pytest.mark.parametrize("name", BAD_CASES)
+@pytest.mark.parametrize("name", sorted(EXPECTED_WORDS))
 def test_bad_input_exits_2_with_one_error_line(bad_runs, name):
+    """omega0_text and learnable_maybe need the option type check of ModelConfig.validate (model_components)."""
     results, _ = bad_runs
     args, (rc, stdout, stderr) = results[name]
     assert rc == 2, f"{name}: exit {rc}\n{stderr}"
     assert "Traceback" not in stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
-    error_lines = [line for line in lines if line.startswith("error") or "error:" in line]
-    assert len(error_lines) == 1, stderr
-    assert error_lines[0] == lines[-1]
-    assert len(lines) == 1, stderr
-    word = EXPECTED_WORDS.get(name)
-    if word:
-        assert word in error_lines[0], error_lines[0]
+    assert len(lines) == 1 and "error:" in lines[0], stderr
+    assert EXPECTED_WORDS[name] in lines[0], lines[0]
     assert stdout.strip() == ""
     # nothing was created where the output would have gone
-    if "--out" in args and args[0] == "fit_image.py" and name not in ("out_not_empty", "out_is_a_file"):
+    if "--out" in args and args[0] != "render.py" and name != "out_not_empty":
         assert not Path(args[args.index("--out") + 1]).exists()
 
 
-@pytest.mark.parametrize("name", ["missing_file", "unwritable_out", "resume_already_done"])
-def test_bad_input_stderr_is_one_line(bad_runs, name):
+def test_damaged_checkpoints_are_named(bad_runs):
     results, _ = bad_runs
-    _, (rc, _, stderr) = results[name]
-    assert rc == 2
-    assert len([line for line in stderr.splitlines() if line.strip()]) == 1, stderr
+    for name, folder in (("render_damaged", "damaged_run_2"), ("resume_damaged", "damaged_run")):
+        args, (_, _, stderr) = results[name]
+        assert f"{folder}/checkpoints" in stderr and "step 20" in stderr and "step 10" in stderr, stderr
 
 
 def test_bad_inputs_leave_existing_runs_untouched(bad_runs, run20):
@@ -349,4 +355,100 @@ def test_bad_inputs_leave_existing_runs_untouched(bad_runs, run20):
     assert sorted(p.name for p in run20[0].iterdir()) == before
     assert not (run20[0] / "render_8x8.png").exists()
     assert json.loads((run20[0] / "metrics.json").read_text())["steps"] == 20
-    assert sorted(p.name for p in (run20[0] / "checkpoints").iterdir()) == ["20"]
+    assert sorted(p.name for p in (run20[0] / "checkpoints").iterdir()) == ["10", "20"]
+
+
+# ------------------------------------------------------------------------------------------ flags, in process
+
+
+def _fit_flags(*argv: str):
+    """The model and training flags as fit_image.py declares them, parsed."""
+    parser = OneLineArgumentParser(prog="fit_image.py")
+    add_model_flags(parser)
+    add_training_flags(parser)
+    parser.add_argument("--config")
+    parser.add_argument("--resume")
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--steps", "-5"], "steps must be positive"), (["--batch-size", "0"], "batch_size must be positive"),
+    (["--lr", "0"], "lr must be positive"), (["--width", "0"], "width"),
+    (["--model", "siren", "--omega0", "20", "--layer-option", "nosuch=1"], "nosuch"),
+])
+def test_bad_flag_values_raise_one_line_input_errors(argv, words):
+    with pytest.raises(InputError) as err:
+        config_from_flags(_fit_flags(*argv))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("argv", [["--nosuch-flag"], ["--batch-size", "lots"], ["--layer-option", "novalue"],
+                                  ["--model", "nosuch"]])
+def test_usage_errors_are_one_line_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _fit_flags(*argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "(see --help)" in err
+
+
+@pytest.mark.parametrize("argv", [["--layer-option", "omega0=abc"], ["--encoding-option", "scale=abc"],
+                                  ["--layer-option", "learnable=maybe"]])
+def test_option_values_are_checked_against_their_fields(argv):
+    """Needs ModelConfig.validate's option type check (model_components, merged separately)."""
+    flags = _fit_flags("--model", "siren" if "scale=abc" not in argv else "ffn", *argv)
+    with pytest.raises(ValueError) as err:
+        config_from_flags(flags)
+    assert argv[-1].split("=")[0] in str(err.value) and "\n" not in str(err.value)
+
+
+def test_option_values_are_read_like_yaml_scalars():
+    assert [scalar(t) for t in ("true", "False", "null", "3", "1e-4", "0.5", "abc", "-2")] == \
+        [True, False, None, 3, 1e-4, 0.5, "abc", -2]
+    config = config_from_flags(_fit_flags("--model", "ffn", "--encoding-option", "scale=3",
+                                          "--layer-option", "activation=gelu"))
+    assert config.model.encoding_options["scale"] == 3 and config.model.layer_options["activation"] == "gelu"
+
+
+def test_flags_precedence(tmp_path):
+    """defaults < --model preset (architecture and training) < --config < explicit flags."""
+    assert config_from_flags(_fit_flags()) == FitConfig()
+    siren = config_from_flags(_fit_flags("--model", "siren", "--steps", "7"))
+    assert siren.lr == 1e-4 and siren.steps == 7 and siren.model.layer == "sine"
+    saved = FitConfig.from_dict({"model": "siren", "lr": 5e-4, "steps": 11})
+    saved.save(tmp_path / "c.json")
+    from_file = config_from_flags(_fit_flags("--config", str(tmp_path / "c.json"), "--width", "16"))
+    assert from_file.lr == 5e-4 and from_file.steps == 11 and from_file.model.width == 16
+    assert config_from_flags(_fit_flags("--config", str(tmp_path / "c.json"), "--lr", "2e-3")).lr == 2e-3
+    assert config_from_flags(_fit_flags("--batch-size", "full")).batch_size is None
+
+
+def test_folder_and_config_errors_in_process(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        prepare_output_dir(tmp_path / "a_file", FitConfig())
+    with pytest.raises(InputError, match="cannot write"):
+        prepare_output_dir(tmp_path / "a_file" / "run", FitConfig())
+    (tmp_path / "bad.json").write_text("{broken")
+    with pytest.raises(InputError, match="JSON"):
+        config_from_flags({"config": str(tmp_path / "bad.json")})
+    (tmp_path / "a_dir").mkdir()
+    with pytest.raises(InputError, match="config"):
+        config_from_flags({"resume": str(tmp_path / "a_dir")})
+
+
+# ------------------------------------------------------------------------------------------ benchmarks' flags
+
+BENCHMARKS = ("classic_config.py", "many_fits.py", "render_memory.py", "siren_camera.py", "time_to_psnr.py")
+
+
+def test_benchmarks_write_to_their_own_folder_unless_recording():
+    """A user's run writes runs/benchmarks/NAME.json; only --record touches the committed benchmarks/results/;
+    the PyTorch reference and CIFAR-10 paths are flags (checked with --help only: the benchmarks take minutes)."""
+    results = run_scripts({name: (f"benchmarks/{name}", "--help") for name in BENCHMARKS}, timeout=120)
+    for name, (rc, stdout, stderr) in results.items():
+        assert rc == 0, stderr
+        text = " ".join(stdout.split())
+        assert f"(default: runs/benchmarks/{name[:-3]}.json)" in text, text
+        assert f"--record update the recorded results benchmarks/results/{name[:-3]}.json" in text, text
+    assert "--torch-peer" in results["classic_config.py"][1] and "--torch-peer" in results["time_to_psnr.py"][1]
+    assert "--cifar" in results["many_fits.py"][1]

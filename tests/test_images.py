@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -173,3 +175,16 @@ def test_text_file_is_not_an_image(tmp_path):
 
 def test_input_error_is_value_error():
     assert issubclass(InputError, ValueError)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_png_follows_the_umask(tmp_path, umask):
+    """Like any file a program writes (it was 0600 whatever the umask, from mkstemp)."""
+    old = os.umask(umask)
+    try:
+        save_image(tmp_path / "x.png", np.zeros((2, 3, 3), np.float32))
+        (tmp_path / "y.txt").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o666 & ~umask == (tmp_path / "y.txt").stat().st_mode & 0o777
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

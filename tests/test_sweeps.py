@@ -14,7 +14,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, run_script_in_process, synthetic_image
+from conftest import REPO_ROOT, run_script, synthetic_image
 
 from inr_utils import sweeps
 from inr_utils.config import FitConfig
@@ -204,7 +204,7 @@ def test_load_cifar10_batch(tmp_path):
 
 def test_cli_writes_table_and_figure(tmp_path, tiny_png):
     out = tmp_path / "run"
-    code, stdout, stderr = run_script_in_process(
+    code, stdout, stderr = run_script(
         "sweep.py", "--image", tiny_png, "--model", "siren", "--width", "16", "--depth", "1", "--seeds", "2",
         "--omega0", "20,30", "--steps", "10", "--steps-per-call", "5", "--batch-size", "full", "--max-size", "16",
         "--no-progress", "--out", out)
@@ -213,7 +213,7 @@ def test_cli_writes_table_and_figure(tmp_path, tiny_png):
     assert rows[0].startswith("model,seed,omega0,lr,psnr,psnr_unclipped,ssim") and len(rows) == 5
     assert (out / "sweep.png").stat().st_size > 0 and "| model |" in stdout
     # shape-changing sweeps are refused in one line (exit 2) before anything is written
-    code, _, stderr = run_script_in_process("sweep.py", "--image", tiny_png, "--model", "siren", "--sweep",
+    code, _, stderr = run_script("sweep.py", "--image", tiny_png, "--model", "siren", "--sweep",
                                             "width=16,32", "--out", tmp_path / "bad")
     assert code == 2 and "model.width" in stderr and stderr.count("\n") == 1
     assert not (tmp_path / "bad").exists()

@@ -398,8 +398,8 @@ def test_fit_config_validation_and_json(tmp_path, tiny_config):
 
 
 def test_run_fit_grayscale_end_to_end(tmp_path, tiny_config):
-    """run_fit on a 1-channel PNG: a 1-channel INR, grayscale outputs, and render.py (in-process) on the run."""
-    from conftest import run_script_in_process, write_png
+    """run_fit on a 1-channel PNG: a 1-channel INR, grayscale outputs, and render.py (a subprocess) on the run."""
+    from conftest import run_script, write_png
 
     from inr_utils.fitting import run_fit
 
@@ -413,7 +413,7 @@ def test_run_fit_grayscale_end_to_end(tmp_path, tiny_config):
     with Image.open(tmp_path / "run" / "render_2x.png") as img:
         assert img.size == (24, 32)
     assert FitConfig.load(tmp_path / "run" / "config.json").model.out_dim == 1
-    rc, stdout, stderr = run_script_in_process("render.py", tmp_path / "run", "--height", "5", "--width", "7")
+    rc, stdout, stderr = run_script("render.py", tmp_path / "run", "--height", "5", "--width", "7")
     assert rc == 0, stderr
     with Image.open(tmp_path / "run" / "render_5x7.png") as img:
         assert img.mode == "L" and img.size == (7, 5)

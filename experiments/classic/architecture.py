@@ -14,17 +14,25 @@ PSNR, one line per depth) and configs.json.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+import matplotlib.pyplot as plt
 
-import classic_common as cc  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from cli_common import OneLineArgumentParser, run_cli  # noqa: E402
-
-from inr_utils.training import TrainingInterrupted  # noqa: E402
+from inr_utils.cli import (
+    OneLineArgumentParser,
+    add_run_flags,
+    announce,
+    interrupted,
+    positive_int,
+    progress_bar,
+    run_cli,
+)
+from inr_utils.images import load_named_image
+from inr_utils.plots import save_figure
+from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results
+from inr_utils.studies import experiment_config, fit_and_score
+from inr_utils.tables import to_markdown
+from inr_utils.training import TrainingInterrupted
 
 EXPERIMENT = "architecture"
 PRESET = "relu_pe"
@@ -36,13 +44,13 @@ def build_parser() -> OneLineArgumentParser:
     g = p.add_argument_group("experiment")
     g.add_argument("--image", default="astronaut",
                    help="image to fit: a PNG/JPEG path or a scikit-image test image name (default: astronaut)")
-    g.add_argument("--depths", nargs="+", type=cc.positive_int, default=[2, 4, 6], metavar="DEPTH",
+    g.add_argument("--depths", nargs="+", type=positive_int, default=[2, 4, 6], metavar="DEPTH",
                    help="hidden layers after the first (the config's depth) (default: 2 4 6)")
-    g.add_argument("--widths", nargs="+", type=cc.positive_int, default=[128, 256, 512], metavar="WIDTH",
+    g.add_argument("--widths", nargs="+", type=positive_int, default=[128, 256, 512], metavar="WIDTH",
                    help="hidden units per layer (default: 128 256 512)")
     g.add_argument("--num-frequencies", type=int, default=10,
                    help="L of the NeRF positional encoding of every model (default: 10)")
-    cc.add_run_flags(p, EXPERIMENT, steps=2000)
+    add_run_flags(p, EXPERIMENT, steps=2000)
     return p
 
 
@@ -61,48 +69,48 @@ def make_figure(path: Path, rows: list[dict], title: str) -> None:
     ax.legend(title="hidden layers (labels: width)", fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    cc.save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def markdown(rows: list[dict], settings: dict) -> str:
     """results.md: the table and the settings."""
-    table = cc.to_markdown(rows, ("depth", "width", "params", "psnr", "ssim", "s_per_step", "note"),
+    table = to_markdown(rows, ("depth", "width", "params", "psnr", "ssim", "s_per_step", "note"),
                            formats={"psnr": "{:.2f}", "ssim": "{:.4f}", "s_per_step": "{:.4g}"},
                            headers={"depth": "hidden layers (depth)", "psnr": "PSNR (dB)", "ssim": "SSIM",
                                     "s_per_step": "s/step"})
-    return f"# Architecture sweep ({PRESET})\n\n{table}\n{cc.settings_markdown(settings)}"
+    return f"# Architecture sweep ({PRESET})\n\n{table}\n{settings_markdown(settings)}"
 
 
 def main() -> int:
     args = build_parser().parse_args()
     grid = [(d, w) for d in dict.fromkeys(args.depths) for w in dict.fromkeys(args.widths)]
-    label, image = cc.load_experiment_image(args.image, args.size)
+    label, image = load_named_image(args.image, args.size)
     image_file = args.image if Path(args.image).is_file() else None
-    configs = [cc.experiment_config(PRESET, args.steps, args.size, args.batch_size, args.seed, image_file,
+    configs = [experiment_config(PRESET, args.steps, args.size, args.batch_size, args.seed, image_file,
                                     depth=d, width=w, num_frequencies=args.num_frequencies) for d, w in grid]
-    out = cc.make_run_dir(args.out, EXPERIMENT)
-    cc.announce(f"writing to {out}")
-    cc.write_configs(out, EXPERIMENT, args, [{"depth": d, "width": w, "image": args.image, "config": c.to_dict()}
+    out = make_run_dir(args.out, EXPERIMENT)
+    announce(f"writing to {out}")
+    write_configs(out, EXPERIMENT, args, [{"depth": d, "width": w, "image": args.image, "config": c.to_dict()}
                                              for (d, w), c in zip(grid, configs, strict=True)])
     settings = {"model": f"{PRESET}, NeRF encoding L={args.num_frequencies}",
                 "image": f"{label} {image.shape[1]}x{image.shape[0]}", "steps": args.steps,
                 "batch size": args.batch_size, "seed": args.seed}
     rows = []
-    bar = cc.progress_bar(len(grid), EXPERIMENT, args.no_progress)
+    bar = progress_bar(len(grid), EXPERIMENT, args.no_progress)
     try:
         for (depth, width), config in zip(grid, configs, strict=True):
             bar.set_postfix_str(f"depth {depth} width {width}")
-            result = cc.fit_and_score(image, config)
+            result = fit_and_score(image, config)
             rows.append({"depth": depth, "width": width, **result.metrics()})
-            cc.announce(f"depth {depth} x width {width}: {result.params:,} params, {result.psnr:.2f} dB")
-            cc.write_results(out, rows, COLUMNS, markdown(rows, settings))
+            announce(f"depth {depth} x width {width}: {result.params:,} params, {result.psnr:.2f} dB")
+            write_results(out, rows, COLUMNS, markdown(rows, settings))
             bar.update()
     except TrainingInterrupted:
-        return cc.interrupted(out)
+        return interrupted(out)
     finally:
         bar.close()
     make_figure(out / "figure.png", rows, f"{PRESET} on {label} {image.shape[1]}x{image.shape[0]}, {args.steps} steps")
-    cc.announce(f"results in {out}")
+    announce(f"results in {out}")
     print(markdown(rows, settings), end="")
     return 0
 

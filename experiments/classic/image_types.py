@@ -14,21 +14,21 @@ configs.json.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
-
-import classic_common as cc  # noqa: E402
-from cli_common import OneLineArgumentParser, run_cli  # noqa: E402
+from inr_utils.cli import OneLineArgumentParser, announce, interrupted, run_cli
+from inr_utils.images import IMAGE_KINDS
+from inr_utils.plots import image_grid
+from inr_utils.reports import settings_markdown
+from inr_utils.studies import grid_parser, run_model_image_grid
+from inr_utils.tables import is_missing, mean_of, pivot, to_markdown
 
 EXPERIMENT = "image_types"
 DEFAULT_IMAGES = ("astronaut", "logo", "grass")
 
 
 def build_parser() -> OneLineArgumentParser:
-    return cc.grid_parser(__doc__, EXPERIMENT, DEFAULT_IMAGES, "horse, brick, gravel", OneLineArgumentParser)
+    return grid_parser(__doc__, EXPERIMENT, DEFAULT_IMAGES, "horse, brick, gravel", OneLineArgumentParser)
 
 
 def markdown(rows: list[dict], settings: dict) -> str:
@@ -36,30 +36,30 @@ def markdown(rows: list[dict], settings: dict) -> str:
     and the long table."""
     sections = ["# Image types: PSNR by image and model\n"]
     for value, unit in (("psnr", "PSNR (dB)"), ("ssim", "SSIM")):
-        wide, names = cc.pivot(rows, "image", "model", value)
+        wide, names = pivot(rows, "image", "model", value)
         for row in wide:
-            row["mean"] = cc.mean_of(row[n] for n in names[1:])
+            row["mean"] = mean_of(row[n] for n in names[1:])
         fmt = "{:.2f}" if value == "psnr" else "{:.4f}"
-        sections.append(f"## {unit}\n\n" + cc.to_markdown(wide, [*names, "mean"],
+        sections.append(f"## {unit}\n\n" + to_markdown(wide, [*names, "mean"],
                                                             formats={n: fmt for n in [*names[1:], "mean"]}))
     hardest = []
     for model in dict.fromkeys(r["model"] for r in rows):
-        scored = [r for r in rows if r["model"] == model and not cc.is_missing(r["psnr"])]
+        scored = [r for r in rows if r["model"] == model and not is_missing(r["psnr"])]
         if scored:
             worst = min(scored, key=lambda r: r["psnr"])
             hardest.append({"model": model, "hardest image": worst["image"], "PSNR (dB)": worst["psnr"],
                             "easiest image": max(scored, key=lambda r: r["psnr"])["image"]})
-    wide, names = cc.pivot(rows, "image", "model", "psnr")
-    means = {row["image"]: cc.mean_of(row[n] for n in names[1:]) for row in wide}
+    wide, names = pivot(rows, "image", "model", "psnr")
+    means = {row["image"]: mean_of(row[n] for n in names[1:]) for row in wide}
     overall = min(means, key=lambda k: means[k]) if means else "n/a"
-    sections.append("## Hardest image per model\n\n" + cc.to_markdown(
+    sections.append("## Hardest image per model\n\n" + to_markdown(
         hardest, ("model", "hardest image", "PSNR (dB)", "easiest image"), formats={"PSNR (dB)": "{:.2f}"})
         + f"\nHardest overall (lowest mean PSNR over models): **{overall}**.\n")
-    sections.append("## All fits\n\n" + cc.to_markdown(
+    sections.append("## All fits\n\n" + to_markdown(
         rows, ("image", "kind", "model", "params", "psnr", "ssim", "s_per_step", "lr", "fitted_with", "note"),
         formats={"psnr": "{:.2f}", "ssim": "{:.4f}", "s_per_step": "{:.4g}", "lr": "{:g}"},
         headers={"psnr": "PSNR (dB)", "ssim": "SSIM", "s_per_step": "s/step"}))
-    sections.append(cc.settings_markdown(settings))
+    sections.append(settings_markdown(settings))
     return "\n".join(sections)
 
 
@@ -74,17 +74,17 @@ def make_figure(path: Path, images: list, fits: list, models: list[str]) -> None
             row_titles.append(f"{model}\n{match[0].psnr:.2f} dB" if match else "")
         cells.append(row)
         titles.append(row_titles)
-    cc.image_grid(path, cells, titles, row_labels=[cc.IMAGE_KINDS.get(spec, label) for label, spec, _ in images],
+    image_grid(path, cells, titles, row_labels=[IMAGE_KINDS.get(spec, label) for label, spec, _ in images],
                   suptitle="reconstructions by image type and model")
 
 
 def main() -> int:
     args = build_parser().parse_args()
-    run = cc.run_model_image_grid(args, EXPERIMENT, markdown)
+    run = run_model_image_grid(args, EXPERIMENT, markdown)
     if run.fits is None:
-        return cc.interrupted(run.out)
+        return interrupted(run.out)
     make_figure(run.out / "figure.png", run.images, run.fits, run.models)
-    cc.announce(f"results in {run.out}")
+    announce(f"results in {run.out}")
     print(markdown(run.rows, run.settings), end="")
     return 0
 

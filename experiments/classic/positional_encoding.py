@@ -17,20 +17,28 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+import matplotlib.pyplot as plt
 
-import classic_common as cc  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-from cli_common import OneLineArgumentParser, run_cli  # noqa: E402
-
-from inr_utils.errors import InputError  # noqa: E402
-from inr_utils.training import TrainingInterrupted  # noqa: E402
-from model_components.inrs import MODEL_PRESETS  # noqa: E402
+from inr_utils.cli import (
+    OneLineArgumentParser,
+    add_run_flags,
+    announce,
+    interrupted,
+    positive_int,
+    progress_bar,
+    run_cli,
+)
+from inr_utils.errors import InputError
+from inr_utils.images import load_named_image
+from inr_utils.plots import save_figure, show
+from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results, write_text
+from inr_utils.studies import ScoredFit, experiment_config, fit_and_score
+from inr_utils.tables import to_csv, to_markdown
+from inr_utils.training import TrainingInterrupted
+from model_components.inrs import MODEL_PRESETS
 
 EXPERIMENT = "positional_encoding"
 DEFAULT_VARIANTS = ("none", "pe5", "pe10", "pe15", "ffn")
@@ -70,13 +78,13 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), metavar="VARIANT",
                    help="encodings to compare: none (raw coordinates), peN (NeRF encoding with L = N), ffn "
                         f"(Gaussian Fourier features, the ffn preset) (default: {' '.join(DEFAULT_VARIANTS)})")
-    g.add_argument("--steps-per-call", type=cc.positive_int, default=10,
+    g.add_argument("--steps-per-call", type=positive_int, default=10,
                    help="steps per compiled call; the PSNR curve is sampled at log-spaced chunk ends (default: 10)")
-    cc.add_run_flags(p, EXPERIMENT, steps=2000)
+    add_run_flags(p, EXPERIMENT, steps=2000)
     return p
 
 
-def make_figure(path: Path, image, fits: list[tuple[Variant, cc.ScoredFit]], title: str) -> None:
+def make_figure(path: Path, image, fits: list[tuple[Variant, ScoredFit]], title: str) -> None:
     """PSNR-vs-step curves (log step axis) above the ground truth and the final renders."""
     n = len(fits) + 1
     fig = plt.figure(figsize=(max(8.0, 2.4 * n), 7.2))
@@ -90,59 +98,59 @@ def make_figure(path: Path, image, fits: list[tuple[Variant, cc.ScoredFit]], tit
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
-    cc.show(fig.add_subplot(grid[1, 0]), image, "ground truth")
+    show(fig.add_subplot(grid[1, 0]), image, "ground truth")
     for i, (variant, result) in enumerate(fits, start=1):
-        cc.show(fig.add_subplot(grid[1, i]), result.reconstruction, f"{variant.label}\n{result.psnr:.2f} dB")
+        show(fig.add_subplot(grid[1, i]), result.reconstruction, f"{variant.label}\n{result.psnr:.2f} dB")
     fig.tight_layout()
-    cc.save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def main() -> int:
     args = build_parser().parse_args()
     variants = [parse_variant(v) for v in dict.fromkeys(args.variants)]
-    label, image = cc.load_experiment_image(args.image, args.size)
+    label, image = load_named_image(args.image, args.size)
     image_file = args.image if Path(args.image).is_file() else None
-    configs = [cc.experiment_config(v.preset, args.steps, args.size, args.batch_size, args.seed, image_file,
+    configs = [experiment_config(v.preset, args.steps, args.size, args.batch_size, args.seed, image_file,
                                     steps_per_call=args.steps_per_call, **v.overrides) for v in variants]
-    out = cc.make_run_dir(args.out, EXPERIMENT)
-    cc.announce(f"writing to {out}")
-    cc.write_configs(out, EXPERIMENT, args, [{"variant": v.name, "label": v.label, "image": args.image,
+    out = make_run_dir(args.out, EXPERIMENT)
+    announce(f"writing to {out}")
+    write_configs(out, EXPERIMENT, args, [{"variant": v.name, "label": v.label, "image": args.image,
                                               "config": c.to_dict()} for v, c in zip(variants, configs, strict=True)])
     settings = {"image": f"{label} {image.shape[1]}x{image.shape[0]}", "steps": args.steps,
                 "batch size": args.batch_size, "seed": args.seed}
     rows, fits = [], []
-    bar = cc.progress_bar(len(variants), EXPERIMENT, args.no_progress)
+    bar = progress_bar(len(variants), EXPERIMENT, args.no_progress)
     try:
         for variant, config in zip(variants, configs, strict=True):
             bar.set_postfix_str(variant.label)
-            result = cc.fit_and_score(image, config, curve=True)
+            result = fit_and_score(image, config, curve=True)
             encoding = config.model.encoding + "".join(f" {k}={v}" for k, v in config.model.encoding_options.items())
             rows.append({"variant": variant.label, "preset": variant.preset, "encoding": encoding,
                          **result.metrics()})
             fits.append((variant, result))
-            cc.announce(f"{variant.label}: {result.params:,} params, {result.psnr:.2f} dB, SSIM {result.ssim:.3f}")
-            cc.write_results(out, rows, COLUMNS, markdown(rows, settings))
+            announce(f"{variant.label}: {result.params:,} params, {result.psnr:.2f} dB, SSIM {result.ssim:.3f}")
+            write_results(out, rows, COLUMNS, markdown(rows, settings))
             curves = [{"variant": v.label, "step": step, "psnr": round(value, 3)}
                       for v, f in fits for step, value in zip(f.curve_steps, f.curve_psnr, strict=True)]
-            cc.write_text(out / "curves.csv", cc.to_csv(curves, ("variant", "step", "psnr")))
+            write_text(out / "curves.csv", to_csv(curves, ("variant", "step", "psnr")))
             bar.update()
     except TrainingInterrupted:
-        return cc.interrupted(out)
+        return interrupted(out)
     finally:
         bar.close()
     make_figure(out / "figure.png", image, fits,
                 f"positional encoding ablation: {label} {image.shape[1]}x{image.shape[0]}, {args.steps} steps")
-    cc.announce(f"results in {out}")
+    announce(f"results in {out}")
     print(markdown(rows, settings), end="")
     return 0
 
 
 def markdown(rows: list[dict], settings: dict) -> str:
     """results.md: the table and the settings."""
-    table = cc.to_markdown(rows, ("variant", "params", "psnr", "ssim", "s_per_step", "note"),
+    table = to_markdown(rows, ("variant", "params", "psnr", "ssim", "s_per_step", "note"),
                            formats={"psnr": "{:.2f}", "ssim": "{:.4f}", "s_per_step": "{:.4g}"},
                            headers={"psnr": "PSNR (dB)", "ssim": "SSIM", "s_per_step": "s/step"})
-    return f"# Positional-encoding ablation\n\n{table}\n{cc.settings_markdown(settings)}"
+    return f"# Positional-encoding ablation\n\n{table}\n{settings_markdown(settings)}"
 
 
 if __name__ == "__main__":

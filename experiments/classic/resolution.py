@@ -21,25 +21,24 @@ baseline and the reference), render_<W>x<H>.png and bicubic_<W>x<H>.png, and con
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+import matplotlib.patches as patches
+import matplotlib.pyplot as plt
+import numpy as np
 
-import classic_common as cc  # noqa: E402
-import matplotlib.patches as patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from cli_common import OneLineArgumentParser, run_cli  # noqa: E402
-
-from inr_utils.config import FitConfig  # noqa: E402
-from inr_utils.errors import InputError  # noqa: E402
-from inr_utils.images import save_image  # noqa: E402
-from inr_utils.metrics import psnr  # noqa: E402
-from inr_utils.training import TrainingInterrupted  # noqa: E402
-from model_components.inrs import MODEL_PRESETS  # noqa: E402
+from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, interrupted, progress_bar, run_cli
+from inr_utils.config import FitConfig
+from inr_utils.errors import InputError
+from inr_utils.images import crop_fraction, fit_size, load_source, resize, save_image
+from inr_utils.metrics import psnr
+from inr_utils.plots import save_figure, show
+from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results
+from inr_utils.studies import experiment_config, fit_and_score
+from inr_utils.tables import to_markdown
+from inr_utils.training import TrainingInterrupted
+from model_components.inrs import MODEL_PRESETS
 
 EXPERIMENT = "resolution"
 COLUMNS = ("scale", "width", "height", "role", "render_s", "reference", "psnr_inr", "psnr_bicubic",
@@ -59,7 +58,7 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--crop", nargs=4, type=float, default=list(DEFAULT_CROP), metavar=("X0", "X1", "Y0", "Y1"),
                    help="zoomed region of the figure, as fractions of width and height "
                         f"(default: {' '.join(map(str, DEFAULT_CROP))}, the centre)")
-    cc.add_run_flags(p, EXPERIMENT, steps=FitConfig.steps)
+    add_run_flags(p, EXPERIMENT, steps=FitConfig.steps)
     return p
 
 
@@ -69,12 +68,12 @@ def reference_image(scale: float, train: np.ndarray, source: np.ndarray, height:
     if (height, width) == train.shape[:2]:
         return train, "training image"
     if scale < 1:
-        return np.clip(cc.resize(train, height, width, "area"), 0, 1), "training image area-downsampled"
+        return np.clip(resize(train, height, width, "area"), 0, 1), "training image area-downsampled"
     sh, sw = source.shape[:2]
     if sh >= height and sw >= width:
         if (sh, sw) == (height, width):
             return source, f"source image {sw}x{sh}"
-        return np.clip(cc.resize(source, height, width, "area"), 0, 1), f"source {sw}x{sh} area-downsampled"
+        return np.clip(resize(source, height, width, "area"), 0, 1), f"source {sw}x{sh} area-downsampled"
     return None, "none"
 
 
@@ -92,7 +91,7 @@ def make_figure(path: Path, train: np.ndarray, renders: list[dict], crop: list[f
     of the bicubic resize and of the reference (when there is one)."""
     cols = len(renders) + 1
     fig, axes = plt.subplots(3, cols, figsize=(2.6 * cols, 8.2), squeeze=False)
-    cc.show(axes[0, 0], train, f"training image {train.shape[1]}x{train.shape[0]}")
+    show(axes[0, 0], train, f"training image {train.shape[1]}x{train.shape[0]}")
     h, w = train.shape[:2]
     x0, x1, y0, y1 = crop
     axes[0, 0].add_patch(patches.Rectangle((x0 * w - 0.5, y0 * h - 0.5), (x1 - x0) * w, (y1 - y0) * h,
@@ -103,29 +102,29 @@ def make_figure(path: Path, train: np.ndarray, renders: list[dict], crop: list[f
         size = f"{item['width']}x{item['height']}"
         inr = f"\n{item['psnr_inr']:.2f} dB" if item["psnr_inr"] is not None else \
             f"\nvs bicubic {item['psnr_inr_vs_bicubic']:.2f} dB"
-        cc.show(axes[0, c], cc.crop_fraction(item["render"], crop), f"INR render {size}{inr}")
+        show(axes[0, c], crop_fraction(item["render"], crop), f"INR render {size}{inr}")
         bicubic = f"\n{item['psnr_bicubic']:.2f} dB" if item["psnr_bicubic"] is not None else ""
-        cc.show(axes[1, c], cc.crop_fraction(item["bicubic"], crop), f"bicubic {size} (from {w}x{h}){bicubic}")
+        show(axes[1, c], crop_fraction(item["bicubic"], crop), f"bicubic {size} (from {w}x{h}){bicubic}")
         if item["reference_image"] is not None:
-            cc.show(axes[2, c], cc.crop_fraction(item["reference_image"], crop), f"reference:\n{item['reference']}")
+            show(axes[2, c], crop_fraction(item["reference_image"], crop), f"reference:\n{item['reference']}")
         else:
             axes[2, c].axis("off")
             axes[2, c].text(0.5, 0.5, "no ground truth\nat this size", ha="center", va="center", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
-    cc.save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def markdown(rows: list[dict], settings: dict) -> str:
     """results.md: the table and the settings."""
-    table = cc.to_markdown(rows, ("width", "height", "role", "render_s", "reference", "psnr_inr", "psnr_bicubic",
+    table = to_markdown(rows, ("width", "height", "role", "render_s", "reference", "psnr_inr", "psnr_bicubic",
                                   "psnr_inr_vs_bicubic"),
                            formats={"render_s": "{:.2f}", "psnr_inr": "{:.2f}", "psnr_bicubic": "{:.2f}",
                                     "psnr_inr_vs_bicubic": "{:.2f}"},
                            headers={"render_s": "render s (incl. compile)", "psnr_inr": "INR PSNR vs reference",
                                     "psnr_bicubic": "bicubic PSNR vs reference",
                                     "psnr_inr_vs_bicubic": "INR PSNR vs bicubic"})
-    return (f"# Resolution: one INR rendered at several sizes\n\n{table}\n{cc.settings_markdown(settings)}"
+    return (f"# Resolution: one INR rendered at several sizes\n\n{table}\n{settings_markdown(settings)}"
             "\nPSNRs in dB. 'bicubic' resizes the training image; where there is no reference, 'INR PSNR vs "
             "bicubic' is the only comparison (agreement, not quality).\n")
 
@@ -133,34 +132,34 @@ def markdown(rows: list[dict], settings: dict) -> str:
 def main() -> int:
     args = build_parser().parse_args()
     check_args(args)
-    label, source = cc.load_source(args.image)
-    train = cc.fit_size(source, args.size)
+    label, source = load_source(args.image)
+    train = fit_size(source, args.size)
     h, w = train.shape[:2]
     image_file = args.image if Path(args.image).is_file() else None
-    config = cc.experiment_config(args.model, args.steps, args.size, args.batch_size, args.seed, image_file)
+    config = experiment_config(args.model, args.steps, args.size, args.batch_size, args.seed, image_file)
     sizes = [(s, max(1, round(h * s)), max(1, round(w * s))) for s in dict.fromkeys(args.scales)]
-    out = cc.make_run_dir(args.out, EXPERIMENT)
-    cc.announce(f"writing to {out}")
-    cc.write_configs(out, EXPERIMENT, args, [{"image": args.image, "config": config.to_dict()}])
+    out = make_run_dir(args.out, EXPERIMENT)
+    announce(f"writing to {out}")
+    write_configs(out, EXPERIMENT, args, [{"image": args.image, "config": config.to_dict()}])
     settings = {"model": args.model, "image": f"{label} trained at {w}x{h} (source {source.shape[1]}x"
                 f"{source.shape[0]})", "steps": args.steps, "batch size": args.batch_size, "seed": args.seed}
-    bar = cc.progress_bar(1 + len(sizes), EXPERIMENT, args.no_progress)
+    bar = progress_bar(1 + len(sizes), EXPERIMENT, args.no_progress)
     bar.set_postfix_str(f"fitting {w}x{h}")
     try:
-        fitted = cc.fit_and_score(train, config)
+        fitted = fit_and_score(train, config)
     except TrainingInterrupted:
         bar.close()
-        return cc.interrupted(out)
+        return interrupted(out)
     bar.update()
     settings.update({"params": f"{fitted.params:,}", "training PSNR": f"{fitted.psnr:.2f} dB"})
-    cc.announce(f"{args.model}: {fitted.params:,} params, {fitted.psnr:.2f} dB at {w}x{h}")
+    announce(f"{args.model}: {fitted.params:,} params, {fitted.psnr:.2f} dB at {w}x{h}")
     rows, renders = [], []
     for scale, rh, rw in sizes:
         bar.set_postfix_str(f"rendering {rw}x{rh}")
         t0 = time.perf_counter()
         rendered = np.clip(fitted.render(rh, rw), 0, 1)
         render_s = time.perf_counter() - t0
-        bicubic = train if (rh, rw) == (h, w) else np.clip(cc.resize(train, rh, rw, "bicubic"), 0, 1)
+        bicubic = train if (rh, rw) == (h, w) else np.clip(resize(train, rh, rw, "bicubic"), 0, 1)
         reference, kind = reference_image(scale, train, source, rh, rw)
         role = "downsample" if scale < 1 else "training size" if (rh, rw) == (h, w) else "upsample"
         row = {"scale": scale, "width": rw, "height": rh, "role": role, "render_s": round(render_s, 3),
@@ -173,12 +172,12 @@ def main() -> int:
         renders.append({**row, "render": rendered, "bicubic": bicubic, "reference_image": reference})
         save_image(out / f"render_{rw}x{rh}.png", rendered)
         save_image(out / f"bicubic_{rw}x{rh}.png", bicubic)
-        cc.write_results(out, rows, COLUMNS, markdown(rows, settings))
+        write_results(out, rows, COLUMNS, markdown(rows, settings))
         bar.update()
     bar.close()
     make_figure(out / "figure.png", train, renders, args.crop,
                 f"{args.model} trained on {label} {w}x{h} ({fitted.psnr:.2f} dB), rendered at other sizes")
-    cc.announce(f"results in {out}")
+    announce(f"results in {out}")
     print(markdown(rows, settings), end="")
     return 0
 
