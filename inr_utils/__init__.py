@@ -4,8 +4,8 @@ Modules:
   errors       -- ``InputError``, the user-fixable problem type (CLIs print it and exit 2).
   images       -- load any PNG/JPEG to float ``(H, W, C)`` in [0, 1]; test images by name; resizing; atomic PNG
                   saving.
-  grids        -- the pixel-centre coordinate convention and ``make_grid``.
-  samplers     -- ``PixelData`` and on-device samplers (random batch, full image, jitter).
+  grids        -- the sample-centre coordinate convention for signals of any dimension: ``grid``, ``make_grid``.
+  samplers     -- ``PixelData``, ``signal_to_data`` and on-device samplers (random batch, full signal, jitter).
   losses       -- ``mse_loss``, ``l1_loss`` (registry ``LOSSES``).
   metrics      -- MSE, PSNR, SSIM.
   training     -- one model: ``TrainState``, ``make_train_step``, ``make_train_chunk`` (``lax.scan``), ``train``.
@@ -17,7 +17,7 @@ Modules:
   devices      -- the model mesh; ``use_cpu_cores``.
   programs     -- the cache of compiled programs; compiler options.
   model_axis   -- what can share a model axis: compatible configs, stacked signals.
-  rendering    -- chunked rendering at any resolution / over any region.
+  rendering    -- chunked rendering at any resolution / over any region, of any dimension (``render_grid``).
   checkpoints  -- Orbax save/restore of state + config; a damaged checkpoint is skipped (older one) or named.
   plots        -- the summary figure; image panels and grids; atomic figure saving.
   config       -- ``FitConfig``; ``resolve_config``, the one merge of defaults, presets, files and flags.
@@ -30,18 +30,19 @@ Modules:
                   trained by one vmapped program, sharded over devices; ``sweep_grid``.
   sweep_reports -- renders, tables and figures of a sweep; ``run_sweep`` (a sweep's run folder).
 
-Words: a *signal* is the data an INR represents (an image); *coords* are its domain points in [-1, 1]
-(``(x, y)`` for images, see ``grids``); *values* are the signal at the coords, in [0, 1]; a *target* is the
-values a loss compares against.
+Words: a *signal* is the data an INR represents (an image, an audio clip, a video or volume: ``(*shape, C)``);
+*coords* are its domain points in [-1, 1]^d (``(x, y)`` for images, see ``grids``); *values* are the signal at
+the coords, in [0, 1]; a *target* is the values a loss compares against.
 """
 
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
 from inr_utils.fitting import FitResult, fit, run_fit
-from inr_utils.grids import Region, make_grid
+from inr_utils.grids import Region, grid, make_grid
 from inr_utils.images import default_image, load_image, save_image
 from inr_utils.metrics import psnr, ssim
-from inr_utils.rendering import render
+from inr_utils.rendering import render, render_grid
+from inr_utils.samplers import signal_to_data
 
-__all__ = ["FitConfig", "InputError", "FitResult", "fit", "run_fit", "Region", "make_grid", "default_image",
-           "load_image", "save_image", "psnr", "ssim", "render"]
+__all__ = ["FitConfig", "InputError", "FitResult", "fit", "run_fit", "Region", "grid", "make_grid", "default_image",
+           "load_image", "save_image", "psnr", "ssim", "render", "render_grid", "signal_to_data"]

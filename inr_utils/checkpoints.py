@@ -78,7 +78,8 @@ def restore_checkpoint(directory: str | Path, template: TrainState, step: int | 
     config; its values are ignored). ``state.step`` says which step was restored.
 
     Raises:
-      InputError: no checkpoint in ``directory``, or the wanted one (every one) is damaged.
+      InputError: no checkpoint in ``directory``, the wanted one (every one) is damaged, or it holds a state of
+        another structure (a checkpoint of an older release, whose optimizer state differs).
     """
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
     args = lambda: ocp.args.Composite(state=ocp.args.StandardRestore(abstract))  # noqa: E731
@@ -106,6 +107,10 @@ def _restore_intact(directory: str | Path, step: int | None, make_args: Callable
             with _manager(directory, create=False) as manager:
                 restored = manager.restore(candidate, args=make_args())
         except Exception as err:  # noqa: BLE001 - Orbax/TensorStore raise many types for unreadable files
+            if _is_structure_mismatch(err):  # intact, but not of this version's state: older steps are no better
+                raise InputError(f"the checkpoint in '{directory}' was written by an older flax-inr whose optimizer "
+                                 "state differs from this version's (or for another model); it cannot be restored: "
+                                 "start a new run") from None
             reasons.append((candidate, _one_line(err)))
             continue
         for damaged, reason in reasons:
@@ -118,6 +123,12 @@ def _restore_intact(directory: str | Path, step: int | None, make_args: Callable
     details = "; ".join(f"step {damaged}: {reason}" for damaged, reason in reasons)
     raise InputError(f"every checkpoint in '{directory}' is damaged ({details}); restore them from a copy or start "
                      "a new run")
+
+
+def _is_structure_mismatch(err: BaseException) -> bool:
+    """Whether Orbax refused a restore because the saved tree differs from the template's (as a checkpoint of
+    an older release does: its optimizer state had another structure), rather than because a file is damaged."""
+    return isinstance(err, ValueError) and "tree structures do not match" in str(err)
 
 
 def _check_readable(step_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""The end-to-end image fit behind ``experiments/fit_image.py``: config -> trained INR -> files.
+"""The end-to-end fit behind ``experiments/fit_image.py``: config (+ signal of any dimension) -> trained INR -> files.
 
 :func:`fit` is the in-memory core (also what the README's Python example calls); :func:`run_fit` adds the
 output folder: checkpoints, renders, metrics, history, config and the summary figure.
@@ -44,8 +44,8 @@ from inr_utils.metrics import psnr, ssim
 from inr_utils.optim import build_optimizer, schedule_horizon
 from inr_utils.plots import summary_figure
 from inr_utils.programs import cached, model_key, training_key
-from inr_utils.rendering import render
-from inr_utils.samplers import image_to_pixel_data, make_sampler
+from inr_utils.rendering import render, render_grid
+from inr_utils.samplers import make_sampler, signal_to_data
 from inr_utils.training import (
     DivergenceError,
     TrainingInterrupted,
@@ -56,7 +56,7 @@ from inr_utils.training import (
 )
 from model_components.inrs import MLPINR, build_model, count_params
 
-__all__ = ["FitResult", "build_optimizer", "fit", "initial_state", "load_config_image", "loop_key",
+__all__ = ["FitResult", "build_optimizer", "check_signal", "fit", "initial_state", "load_config_image", "loop_key",
            "prepare_output_dir", "run_fit", "write_results"]
 
 
@@ -67,11 +67,13 @@ def load_config_image(config: FitConfig) -> np.ndarray:
     return load_image(config.image, config.max_size)
 
 
-def initial_state(config: FitConfig, channels: int) -> tuple[MLPINR, optax.GradientTransformation, TrainState]:
-    """Model, optimizer and step-0 state of a config for a signal with ``channels`` channels: the one-model
-    case of :func:`inr_utils.initialization.init_states` (one cached compiled program per model kind). The root
-    key ``key(seed)`` is split into (init, loop) keys; the loop key is :func:`loop_key`."""
-    config = _with_out_dim(config, channels)
+def initial_state(config: FitConfig, channels: int, in_dim: int | None = None,
+                  ) -> tuple[MLPINR, optax.GradientTransformation, TrainState]:
+    """Model, optimizer and step-0 state of a config for a signal with ``channels`` channels (and ``in_dim``
+    sample axes; default: the config's): the one-model case of :func:`inr_utils.initialization.init_states` (one
+    cached compiled program per model kind). The root key ``key(seed)`` is split into (init, loop) keys; the loop
+    key is :func:`loop_key`."""
+    config = _with_out_dim(config, channels, in_dim)
     return build_model(config.model), build_optimizer(config), init_state(config)[0]
 
 
@@ -80,8 +82,25 @@ def loop_key(config: FitConfig) -> jax.Array:
     return jax.random.split(jax.random.key(config.seed))[1]
 
 
-def _with_out_dim(config: FitConfig, channels: int) -> FitConfig:
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, out_dim=channels))
+def _with_out_dim(config: FitConfig, channels: int, in_dim: int | None = None) -> FitConfig:
+    """``config`` with its model's ``out_dim`` set to the signal's channels and (when given) ``in_dim`` to its
+    number of sample axes d."""
+    model = dataclasses.replace(config.model, out_dim=channels)
+    if in_dim is not None:
+        model = dataclasses.replace(model, in_dim=in_dim)
+    return dataclasses.replace(config, model=model)
+
+
+def check_signal(signal: np.ndarray) -> np.ndarray:
+    """``signal`` as a float ``(*shape, C)`` array of d >= 1 sample axes and C >= 1 channels, or
+    :class:`InputError`."""
+    signal = np.asarray(signal) if not isinstance(signal, (np.ndarray, jax.Array)) else signal
+    if signal.ndim < 2 or min(signal.shape) < 1:
+        raise InputError(f"expected a signal of shape (*sample_axes, channels), e.g. (N, 1) audio, (H, W, C) image "
+                         f"or (T, H, W, C) video, got shape {tuple(signal.shape)}")
+    if not np.issubdtype(signal.dtype, np.floating):
+        raise InputError(f"expected a float signal with values in [0, 1], got dtype {signal.dtype}")
+    return signal
 
 
 @dataclass
@@ -115,26 +134,31 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
     """Fits an INR to a signal in [0, 1]: the one-model case of the engine (:func:`inr_utils.engine.train_many`).
 
     Args:
-      image: float ``(H, W, C)`` array.
-      config: the fit's config (validated here). A ``batch_size`` above the pixel count is clamped to the full
-        image (with a warning).
+      image: the signal, a float ``(*shape, C)`` array of any dimension d = ``len(shape)``: ``(H, W, C)`` image,
+        ``(N, C)`` audio, ``(T, H, W, C)`` video or volume. Sample ``[i_0, ..., i_{d-1}]`` sits at the grid
+        coordinates of :func:`inr_utils.grids.grid` (the last axis is x). The model's ``in_dim`` is set to d
+        and its ``out_dim`` to C (a model whose encoding supports no such d, e.g. the hash grid in 1-D, raises
+        ``ValueError``).
+      config: the fit's config (validated here). A ``batch_size`` above the sample count is clamped to the full
+        signal (with a warning).
       state: state to resume from (default: fresh state from ``config.seed``). Its optimizer state keeps the
         learning-rate schedule it was started with (see :mod:`inr_utils.optim`).
       history: history of the steps before ``state.step`` (for resumed runs).
       callbacks: extra single-model callbacks (``info.state`` one model's) after the built-in evaluator,
         history and progress bar.
       progress: show a progress bar.
-      eval_every: steps between full-image PSNR evaluations.
+      eval_every: steps between full-signal PSNR evaluations.
 
     Raises:
-      InputError: a step that cannot fit in memory, or a bad ``eval_every``.
+      InputError: a step that cannot fit in memory, a bad ``eval_every`` or signal shape.
       DivergenceError: the loss became NaN/inf; carries the last good state.
       TrainingInterrupted: Ctrl-C or SIGTERM; carries the state after the last complete chunk.
     """
     if eval_every <= 0:
         raise InputError(f"eval_every must be a positive number of steps, got {eval_every}")
-    config = _with_out_dim(config.validate(), image.shape[-1])
-    data = image_to_pixel_data(image)
+    image = check_signal(image)
+    config = _with_out_dim(config.validate(), image.shape[-1], image.ndim - 1)
+    data = signal_to_data(image)
     config = plan_batch(config, data.values.shape[0])
     model = build_model(config.model)
     fresh, key = init_state(config)
@@ -201,12 +225,15 @@ def _write_text(path: Path, text: str) -> None:
 
 def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = False, progress: bool = True,
             eval_every: int = 200, announce: Callable[[Path], None] | None = None,
-            log: Callable[[str], None] | None = None) -> dict[str, Any]:
+            log: Callable[[str], None] | None = None, signal: np.ndarray | None = None) -> dict[str, Any]:
     """Fits ``config`` and writes everything into the run folder; returns the metrics dict.
 
     Files: ``config.json``, ``reconstruction.png``, ``render_2x.png``, ``render_4x.png``, ``summary.png``,
     ``metrics.json``, ``history.csv`` and ``checkpoints/`` (Orbax). With ``resume``, ``out`` must be a run
     folder: its config and newest checkpoint are loaded (``config.steps`` may extend the run).
+    ``signal``: the signal to fit instead of the config's image (any dimension, see :func:`fit`; a resumed run
+    needs the same one again); a signal that is not an image gets no PNGs, SSIM or figure, and its
+    reconstruction is saved as ``reconstruction.npy`` (``(*shape, C)`` float32) instead.
     ``announce(folder)`` is called once the run folder is known (before training); ``log(line)`` gets the
     run's notes (a resume, a collapsed PSNR; default: printed on stderr).
 
@@ -221,13 +248,14 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
     """
     log = log or _print_note
     config = config.validate()
-    image = load_config_image(config)  # input errors surface before any file is written
-    config = _with_out_dim(config, image.shape[-1])  # grayscale images get a 1-channel INR
+    # input errors surface before any file is written
+    image = load_config_image(config) if signal is None else check_signal(signal)
+    config = _with_out_dim(config, image.shape[-1], image.ndim - 1)  # grayscale images get a 1-channel INR
     out = prepare_output_dir(out, config, resume)
     ckpt_dir = out / "checkpoints"
     state, history = None, None
     if resume:
-        state, history = _resume_state(out, config, image.shape[-1])
+        state, history = _resume_state(out, config, image.shape[-1], image.ndim - 1)
     if announce is not None:
         announce(out)
     if state is not None:
@@ -284,7 +312,7 @@ def resume_note(out: Path, config: FitConfig, state: TrainState) -> str:
 FIXED_ON_RESUME = ("model", "image", "max_size")
 
 
-def _resume_state(out: Path, config: FitConfig, channels: int) -> tuple[TrainState, History]:
+def _resume_state(out: Path, config: FitConfig, channels: int, in_dim: int = 2) -> tuple[TrainState, History]:
     """The newest checkpoint and the history of the run in ``out``, after checking that ``config`` may
     continue it (same architecture and image, more steps)."""
     ckpt_dir = out / "checkpoints"
@@ -292,7 +320,7 @@ def _resume_state(out: Path, config: FitConfig, channels: int) -> tuple[TrainSta
     if step is None:
         raise InputError(f"'{out}' has no checkpoint to resume from; start a new run instead")
     if (out / "config.json").exists():
-        saved = _with_out_dim(FitConfig.load(out / "config.json"), channels).to_dict()
+        saved = _with_out_dim(FitConfig.load(out / "config.json"), channels, in_dim).to_dict()
         new = config.to_dict()
         changed = [name for name in FIXED_ON_RESUME if saved[name] != new[name]]
         if changed:
@@ -300,7 +328,7 @@ def _resume_state(out: Path, config: FitConfig, channels: int) -> tuple[TrainSta
                 f"model.{k}" for k in new["model"] if new["model"][k] != saved["model"][k]]
             raise InputError(f"--resume cannot change {', '.join(details)} of the run in '{out}'; "
                              "drop those flags, or start a new run with --config")
-    _, _, template = initial_state(config, channels)
+    _, _, template = initial_state(config, channels, in_dim)
     state = restore_checkpoint(ckpt_dir, template)
     step = int(state.step)  # older than the newest checkpoint when that one is damaged
     history = History.from_csv(out / "history.csv", step) if (out / "history.csv").exists() else History()
@@ -313,7 +341,10 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
                   notes: Sequence[str] = ()) -> dict[str, Any]:
     """Renders, scores and saves a finished fit into ``out``; returns the metrics dict. Its ``warnings`` list
     holds ``notes`` (e.g. a clamped batch size) and, for a run whose PSNR collapsed,
-    :func:`inr_utils.evaluation.collapse_warnings`."""
+    :func:`inr_utils.evaluation.collapse_warnings`. ``image`` may be a signal of any dimension: one that is not
+    an image (``(H, W, C)``) gets ``reconstruction.npy``, ``metrics.json`` and ``history.csv`` only."""
+    if image.ndim != 3:
+        return _write_signal_results(out, config, image, result, notes)
     h, w = image.shape[:2]
     variables = result.variables
     t0 = time.perf_counter()
@@ -348,5 +379,37 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
                    title=f"{config.model.model}: {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}, "
                          f"{metrics['steps']} steps, {metrics['wall_s']:.0f} s")
     shutil.move(tmp_fig, out / "summary.png")
+    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _write_signal_results(out: Path, config: FitConfig, signal: np.ndarray, result: FitResult,
+                          notes: Sequence[str]) -> dict[str, Any]:
+    """:func:`write_results` of a signal that is not an image: its reconstruction at the training shape as
+    ``reconstruction.npy``, ``history.csv`` and ``metrics.json`` (PSNR; no SSIM, which is defined for images)."""
+    signal = np.asarray(signal, np.float32)
+    t0 = time.perf_counter()
+    recon = render_grid(result.model.apply, result.variables, signal.shape[:-1])
+    render_s = time.perf_counter() - t0
+    metrics = {
+        "psnr": round(float(psnr(np.clip(recon, 0, 1), signal)), 3),
+        "psnr_unclipped": round(float(psnr(recon, signal)), 3),
+        "ssim": None,
+        "steps": int(result.state.step),
+        "wall_s": round(result.wall_s, 2),
+        "compile_s": round(result.compile_s, 2),
+        "s_per_step": round((result.wall_s - result.compile_s) / max(1, result.steps_run), 5),
+        "render_s": round(render_s, 2),
+        "params": count_params(result.state.params),
+        "signal_shape": list(signal.shape[:-1]),
+        "channels": int(signal.shape[-1]),
+        "model": config.model.model,
+    }
+    best = np.nanmax(np.append(result.history.column("full_psnr"), metrics["psnr_unclipped"]))
+    metrics["warnings"] = [*notes, *collapse_warnings(metrics["psnr"], float(best), constant_baseline_psnr(signal))]
+    tmp = out / ".reconstruction.tmp.npy"
+    np.save(tmp, recon)
+    os.replace(tmp, out / "reconstruction.npy")
+    _write_text(out / "history.csv", result.history.to_csv())
     _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -5,6 +5,7 @@ signals stacked into one array (one per model, or one shared by all).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from inr_utils.errors import InputError
-from inr_utils.grids import make_grid
+from inr_utils.grids import cell_size, grid
 from inr_utils.programs import model_key
 from inr_utils.samplers import PixelData
 from model_components.inrs import MLPINR, ModelConfig, build_model
@@ -99,9 +100,44 @@ def check_compatible(model_configs: Sequence[ModelConfig]) -> MLPINR:
     return reference_model
 
 
+def stack_signals(signals: np.ndarray | Sequence[np.ndarray], in_dim: int | None = None) -> tuple[np.ndarray, bool]:
+    """Signals of a sweep -> (float32 array, whether it has a model axis).
+
+    Args:
+      signals: one signal ``(*shape, C)`` shared by every model, or N signals of one shape: an ``(N, *shape, C)``
+        array or a list of N ``(*shape, C)`` arrays. ``shape`` has d sample axes (``(H, W)`` for images).
+      in_dim: d, which tells a shared signal from a stack for an array (``ndim == d + 1``: shared, ``d + 2``: a
+        stack); ``None``: an array is one shared signal. A list is always a stack, whatever ``in_dim``.
+
+    Raises:
+      InputError: signals of different shapes, or an array that is neither reading of ``in_dim``.
+    """
+    if isinstance(signals, (list, tuple)):
+        shapes = [np.shape(signal) for signal in signals]
+        for i, shape in enumerate(shapes):
+            if shape != shapes[0] or len(shape) < 2:
+                raise InputError(f"signals of a sweep must all be (*sample_axes, C) of one size: signal {i} is "
+                                 f"{shape}, signal 0 {shapes[0]}; resize or crop them to one size")
+        return np.stack(signals).astype(np.float32, copy=False), True
+    signals = np.asarray(signals, dtype=np.float32)
+    if in_dim is None:
+        stacked = False
+    elif signals.ndim in (in_dim + 1, in_dim + 2):
+        stacked = signals.ndim == in_dim + 2
+    else:
+        raise InputError(f"signals of shape {signals.shape} are neither one {in_dim}-D signal (*shape, C) nor a stack "
+                         f"(N, *shape, C) of them, as the model's in_dim={in_dim} says; set model.in_dim to the "
+                         "signal's number of sample axes, or pass a list of signals")
+    if signals.ndim < 2 + stacked or signals.shape[-1] < 1:
+        raise InputError(f"expected a (*sample_axes, C) signal or an (N, *sample_axes, C) stack, got shape "
+                         f"{signals.shape}")
+    return signals, stacked
+
+
 def stack_images(images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     """``(H, W, C)`` (shared by every model) or ``(N, H, W, C)`` / a list of N ``(H, W, C)`` arrays of one size
-    -> float32 array of the same rank; raises :class:`InputError` naming mismatched shapes."""
+    -> float32 array of the same rank; raises :class:`InputError` naming mismatched shapes. (Images only: see
+    :func:`stack_signals` for signals of any dimension.)"""
     if isinstance(images, (list, tuple)):
         shapes = [np.shape(image) for image in images]
         for i, shape in enumerate(shapes):
@@ -115,30 +151,37 @@ def stack_images(images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     return images
 
 
-def images_to_pixel_data(images: np.ndarray, num_models: int | None = None) -> tuple[PixelData, PixelData]:
-    """Images -> (``PixelData`` with a model axis, its ``vmap`` axes).
+def signals_to_data(signals: np.ndarray, stacked: bool, num_models: int | None = None,
+                    ) -> tuple[PixelData, PixelData]:
+    """Signals of any dimension d -> (``PixelData`` with a model axis, its ``vmap`` axes).
 
     Args:
-      images: ``(H, W, C)`` shared, or ``(N, H, W, C)`` one per model.
-      num_models: N (needed for a shared image; default ``images.shape[0]`` for a stack).
+      signals: ``(*shape, C)`` shared (``stacked=False``), or ``(N, *shape, C)`` one per model.
+      stacked: whether ``signals`` has the model axis.
+      num_models: N (needed for a shared signal; default ``signals.shape[0]`` for a stack).
 
     Returns:
-      ``data`` with ``coords (N, H*W, 2)``, ``values (H*W, C)`` (shared image) or ``(N, H*W, C)``,
-      ``pixel_size (2,)``, and ``axes``, the matching ``in_axes``: ``PixelData(0, 0 or None, None)``.
-      The coordinates are the same for every model but get a model axis anyway: then every product of the
-      first layer is a batched one, and activations come out model-major (``(N, pixels, width)``), which keeps
-      XLA from transposing them in every step (measured: a third less time per step on a CPU).
+      ``data`` with ``coords (N, P, d)`` (P = prod(shape), :func:`inr_utils.grids.grid` order), ``values (P, C)``
+      (shared) or ``(N, P, C)``, ``pixel_size (d,)``, and ``axes``, the matching ``in_axes``:
+      ``PixelData(0, 0 or None, None)``. The coordinates are the same for every model but get a model axis
+      anyway: then every product of the first layer is a batched one, and activations come out model-major
+      (``(N, points, width)``), which keeps XLA from transposing them in every step.
     """
-    height, width, channels = images.shape[-3:]
-    n = images.shape[0] if images.ndim == 4 else num_models
+    shape, channels = tuple(signals.shape[1 if stacked else 0:-1]), signals.shape[-1]
+    n = signals.shape[0] if stacked else num_models
     if n is None:
-        raise ValueError("num_models is needed with a single shared image")
+        raise ValueError("num_models is needed with a single shared signal")
+    points = math.prod(shape)
     # numpy on the host: placing host arrays on a mesh needs no compiled resharding program
-    grid = np.asarray(make_grid(height, width), np.float32).reshape(1, -1, 2)
-    coords = np.ascontiguousarray(np.broadcast_to(grid, (n, height * width, 2)))
-    values = np.asarray(images, np.float32).reshape(*images.shape[:-3], height * width, channels)
-    pixel_size = np.asarray([2.0 / width, 2.0 / height], np.float32)
-    axes = PixelData(0, 0 if images.ndim == 4 else None, None)
+    coords = np.asarray(grid(shape), np.float32).reshape(1, points, len(shape))
+    coords = np.ascontiguousarray(np.broadcast_to(coords, (n, points, len(shape))))
+    values = np.asarray(signals, np.float32).reshape(*signals.shape[:1 if stacked else 0], points, channels)
+    pixel_size = np.asarray(cell_size(shape), np.float32)
+    axes = PixelData(0, 0 if stacked else None, None)
     return PixelData(coords, values, pixel_size), axes
 
 
+def images_to_pixel_data(images: np.ndarray, num_models: int | None = None) -> tuple[PixelData, PixelData]:
+    """Images -> (``PixelData`` with a model axis, its ``vmap`` axes): :func:`signals_to_data` of ``(H, W, C)``
+    (shared; then ``num_models`` is needed) or ``(N, H, W, C)`` (one per model)."""
+    return signals_to_data(images, images.ndim == 4, num_models)

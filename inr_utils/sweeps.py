@@ -14,7 +14,8 @@ function):
   * layer hyperparameters stored as variables (SIREN's omega0, ... see
     :func:`model_components.layers.hyperparameter`) and the Gaussian Fourier-feature matrix B (so its scale
     sigma): each model is initialised from its own :class:`ModelConfig` and the variables are stacked;
-  * the signal: N images of one size ``(N, H, W, C)``, or one shared ``(H, W, C)`` image.
+  * the signal: N images of one size ``(N, H, W, C)``, or one shared ``(H, W, C)`` image (or signals of any
+    dimension d, ``(N, *shape, C)`` or ``(*shape, C)``; the models' ``in_dim`` says which, see :func:`fit_many`).
 Everything else (architecture, steps, batch size, schedule shape, loss, ...) is shared; configs that differ in
 it are refused with an :class:`InputError` naming the field.
 
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -74,7 +76,13 @@ from inr_utils.errors import InputError
 from inr_utils.evaluation import FullSignalEvaluator, make_evaluator, psnr_of_mse
 from inr_utils.initialization import abstract_state_and_keys, init_states, loop_key_data, seed_keys
 from inr_utils.losses import LOSSES
-from inr_utils.model_axis import check_compatible, images_to_pixel_data, stack_images
+from inr_utils.model_axis import (
+    check_compatible,
+    images_to_pixel_data,
+    signals_to_data,
+    stack_images,
+    stack_signals,
+)
 from inr_utils.optim import build_optimizer
 from inr_utils.programs import cached, clear_program_cache, mesh_key, model_key, training_key
 from inr_utils.samplers import PixelData, make_sampler
@@ -205,9 +213,18 @@ def _resolve_configs(configs: FitConfig | Sequence[FitConfig], seeds: Sequence[i
 def check_sweep(configs: FitConfig | Sequence[FitConfig], images: np.ndarray) -> None:
     """Raises :class:`InputError` if :func:`fit_many` would refuse ``configs`` with ``images`` (shared fields,
     parameter shapes, computation); cheap (traces, compiles nothing), so scripts check before writing."""
-    images = stack_images(images)
-    resolved = _resolve_configs(configs, None, None, images.shape[0] if images.ndim == 4 else None, None)
-    check_compatible([dataclasses.replace(c.model, out_dim=images.shape[-1]) for c in resolved])
+    configs = configs if isinstance(configs, FitConfig) else list(configs)
+    images, stacked = stack_signals(images, _in_dim(configs))
+    resolved = _resolve_configs(configs, None, None, images.shape[0] if stacked else None, None)
+    in_dim = images.ndim - 1 - stacked
+    check_compatible([dataclasses.replace(c.model, out_dim=images.shape[-1], in_dim=in_dim) for c in resolved])
+
+
+def _in_dim(configs: FitConfig | list[FitConfig]) -> int | None:
+    """The coordinate dimension the (first) config's model is set for, which tells a shared signal array from
+    a stack (see :func:`stack_signals`); ``None`` without configs."""
+    first = configs if isinstance(configs, FitConfig) else next(iter(configs), None)
+    return None if first is None else first.model.in_dim
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -301,7 +318,11 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
       configs: one config for all models, or N configs (equal in :data:`SHARED_FIELDS`; their models may
         differ only in hyperparameters that keep shapes and computation, see :func:`check_compatible`).
       images: ``(H, W, C)`` shared by all models, or ``(N, H, W, C)`` (or a list of N equal-size images)
-        one per model, float in [0, 1]. Default: each config's ``image`` (all must load to one size).
+        one per model, float in [0, 1]. Default: each config's ``image`` (all must load to one size). Signals
+        of any dimension d work the same way: ``(*shape, C)`` shared or ``(N, *shape, C)`` (a list of N
+        ``(*shape, C)``) one per model; an array is read by the configs' ``model.in_dim`` (``ndim == d + 1``:
+        shared, ``d + 2``: a stack; default 2, images), a list is always a stack. The models' ``in_dim`` is
+        set to the signals' d (as ``out_dim`` to their channels).
       seeds: N seeds replacing the configs' (init and sampling keys).
       lrs: N peak learning rates replacing the configs'.
       num_models: N, when nothing else says it (e.g. one config and one image, N identical copies).
@@ -326,31 +347,35 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     t_start = time.perf_counter()
     if eval_every <= 0:
         raise InputError(f"eval_every must be a positive number of steps, got {eval_every}")
+    configs = configs if isinstance(configs, FitConfig) else list(configs)
+    stacked = False
     if images is not None:
-        images = stack_images(images)
-    num_images = images.shape[0] if images is not None and images.ndim == 4 else None
+        images, stacked = stack_signals(images, _in_dim(configs))
+    num_images = images.shape[0] if stacked else None
     configs = _resolve_configs(configs, seeds, lrs, num_images, num_models)
     n = len(configs)
     if images is None:
         images = _config_images(configs)
-    channels = images.shape[-1]
-    configs = [dataclasses.replace(c, model=dataclasses.replace(c.model, out_dim=channels)) for c in configs]
+        stacked = images.ndim == 4
+    channels, shape = images.shape[-1], images.shape[1 if stacked else 0:-1]
+    configs = [dataclasses.replace(c, model=dataclasses.replace(c.model, out_dim=channels, in_dim=len(shape)))
+               for c in configs]
     model = check_compatible([c.model for c in configs])
 
     mesh = model_mesh(devices)
     total = padded_count(n, mesh)
-    planned = plan_batch(configs[0], int(np.prod(images.shape[-3:-1])), total)  # a too-large batch -> full image
+    planned = plan_batch(configs[0], math.prod(shape), total)  # a too-large batch -> the full signal
     configs = [dataclasses.replace(c, batch_size=planned.batch_size) for c in configs]
     order = np.concatenate([np.arange(n), np.full(total - n, n - 1)]).astype(np.int64)
     padded = [configs[i] for i in order]
-    if images.ndim == 4:
+    if stacked:
         images = images[order]
-    data, axes = images_to_pixel_data(images, total)
+    data, axes = signals_to_data(images, stacked, total)
     data = PixelData(*(put(x, mesh, P() if a is None else P(MODEL_AXIS)) for x, a in zip(data, axes, strict=True)))
 
     config = configs[0]
     if models_per_block is None:
-        pixels = config.batch_size or images.shape[-3] * images.shape[-2]
+        pixels = config.batch_size or math.prod(shape)
         models_per_block = default_models_per_block(pixels, config.model.width)
     program_key = (model_key(config.model), training_key(config), tuple(axes), mesh_key(mesh))
     step_fn, sampler = cached(("step", *program_key), lambda: (
