@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import textwrap
 import time
@@ -32,19 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from inr_utils.config import FitConfig
+from inr_utils.files import write_text
 from inr_utils.fitting import prepare_output_dir
 from inr_utils.model_axis import stack_images
+from inr_utils.plots import save_figure
 from inr_utils.rendering import render
 from inr_utils.sweeps import SweepResult, fit_many
 from inr_utils.tables import Row, to_csv, to_markdown
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Writes ``text`` atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_results(out: str | Path, rows: Sequence[Row], columns: Sequence[str], markdown: str) -> None:
@@ -139,10 +132,7 @@ def sweep_figure(path: str | Path, result: SweepResult, labels: Sequence[Mapping
     """Saves a PNG: PSNR curves of every model (left; per-step batch PSNR, dots at full-image evaluations)
     and a grid of reconstructions titled with their swept values and final PSNR (right; the first
     ``max_thumbnails`` models)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the Agg backend: chosen by inr_utils.plots
 
     n = result.num_models
     shown = min(n, max_thumbnails)
@@ -176,8 +166,7 @@ def sweep_figure(path: str | Path, result: SweepResult, labels: Sequence[Mapping
         axis.set_title(f"{text}\n{result.psnr[i]:.2f} dB", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def run_sweep(configs: Sequence[FitConfig], labels: Sequence[Mapping[str, Any]], images: np.ndarray,
