@@ -54,7 +54,8 @@ from inr_utils.training import (
     make_train_step,
     merge_variables,
 )
-from model_components.inrs import MLPINR, build_model, count_params
+from model_components.inrs import build_model, count_params
+from model_components.mlp import MLPINR
 
 __all__ = ["FitResult", "build_optimizer", "fit", "initial_state", "load_config_image", "loop_key",
            "prepare_output_dir", "run_fit", "write_results"]

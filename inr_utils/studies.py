@@ -30,7 +30,9 @@ from inr_utils.reports import make_run_dir, write_configs, write_results
 from inr_utils.samplers import image_to_pixel_data
 from inr_utils.sweeps import fit_many
 from inr_utils.training import DivergenceError, TrainingInterrupted, TrainState, merge_variables
-from model_components.inrs import MLPINR, MODEL_PRESETS, build_model, count_params
+from model_components.inrs import build_model, count_params
+from model_components.mlp import MLPINR
+from model_components.presets import MODEL_PRESETS
 
 
 def check_presets(names: Sequence[str], available: Iterable[str]) -> list[str]:

@@ -76,7 +76,8 @@ from inr_utils.optim import build_optimizer
 from inr_utils.programs import cached, mesh_key, model_key, training_key
 from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.training import TrainState, make_train_step, merge_variables
-from model_components.inrs import MLPINR, model_config
+from model_components.inrs import model_config
+from model_components.mlp import MLPINR
 
 #: FitConfig fields every model of a sweep shares (they shape the compiled program or the step count).
 SHARED_FIELDS = ("steps", "batch_size", "lr_schedule", "final_lr_fraction", "warmup_steps", "loss", "jitter",

@@ -1,8 +1,8 @@
 """INR layers: a mixed-precision ``Linear`` and the hidden layers an INR stacks.
 
-Each hidden layer maps ``(..., fan_in) -> (..., features)`` and is registered in :data:`LAYERS`. A hidden
-layer class also says how the INR's final linear layer should be initialised for it (``head_initializers``),
-since e.g. SIREN's output layer uses the hidden-layer scale.
+Each hidden layer maps ``(..., fan_in) -> (..., features)`` and is registered in
+:data:`model_components.catalog.LAYERS`. A hidden layer class also says how the INR's final linear layer should
+be initialised for it (``head_initializers``), since e.g. SIREN's output layer uses the hidden-layer scale.
 """
 
 from __future__ import annotations
@@ -19,15 +19,6 @@ from jax.custom_derivatives import SymbolicZero
 from model_components import initializers
 from model_components.fast_math import fast_sin
 from model_components.registry import Registry
-
-
-def __getattr__(name: str) -> Any:  # the layer registry moved to model_components.catalog (an explicit list)
-    if name == "LAYERS":
-        from model_components.catalog import LAYERS
-
-        return LAYERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 #: Maps fan_in to an initializer; INR inits depend on fan_in, which a layer only knows when first called.
 FanInInit = Callable[[int], initializers.Initializer]
