@@ -24,6 +24,7 @@ Modules:
   fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
   cli          -- what every script in ``experiments/`` shares: flags, ``config_from_flags``, one-line errors.
   tables       -- result tables as CSV / Markdown.
+  files        -- atomic file writes (text, PNGs, figures): a temporary file renamed into place.
   reports      -- run folders of multi-fit experiments (results tables, ``configs.json``); ``run_sweep`` (a
                   sweep's scores, table, figure and run folder).
   studies      -- experiments of many scored fits (``fit_and_score``, presets x images).
