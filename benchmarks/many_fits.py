@@ -47,13 +47,15 @@ from common import (
     write_json,
 )
 
+from hypernetwork_utils.datasets import load_cifar10_batch
 from inr_utils.config import FitConfig
+from inr_utils.devices import use_cpu_cores
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit
 from inr_utils.images import skimage_image
 from inr_utils.metrics import psnr
 from inr_utils.rendering import render
-from inr_utils.sweeps import fit_many, load_cifar10_batch, render_many, unstack, use_cpu_cores
+from inr_utils.sweeps import fit_many, unstack
 from model_components.inrs import model_config
 
 NAME = "many_fits"
@@ -129,7 +131,7 @@ def run_sweep(config: FitConfig, images: np.ndarray, label: str) -> dict[str, An
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     result = fit_many(config, images, progress=False, eval_every=config.steps)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    recons = render_many(result.model.apply, result.variables, *images.shape[1:3])
+    recons = render(result.model.apply, result.variables, *images.shape[1:3], stacked=True)
     psnrs = [float(psnr(np.clip(recons[i], 0, 1), images[i])) for i in range(n)]
     flops = matmul_flops_per_step(unstack(result, 0)["params"], images.shape[1] * images.shape[2]) * config.steps * n
     train_s = result.train_s

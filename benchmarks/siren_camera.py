@@ -45,9 +45,10 @@ from common import (
 )
 
 from inr_utils.config import FitConfig
+from inr_utils.engine import ChunkInfo
 from inr_utils.fitting import fit
 from inr_utils.images import skimage_image
-from inr_utils.training import ChunkInfo, merge_variables
+from inr_utils.training import merge_variables
 from model_components.inrs import build_model, model_config
 
 NAME = "siren_camera"

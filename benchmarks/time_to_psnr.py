@@ -142,13 +142,14 @@ def time_to_psnr(fit_overrides: dict[str, Any], size: int = 256, targets: tuple[
     import jax
     import numpy as np
 
-    from inr_utils.callbacks import FullSignalEvaluator
     from inr_utils.config import FitConfig
+    from inr_utils.engine import ChunkInfo
+    from inr_utils.evaluation import FullSignalEvaluator
     from inr_utils.fitting import initial_state, loop_key
     from inr_utils.images import default_image
     from inr_utils.losses import LOSSES
     from inr_utils.samplers import image_to_pixel_data, make_sampler
-    from inr_utils.training import ChunkInfo, make_train_step, train
+    from inr_utils.training import make_train_step, train
     from model_components.inrs import count_params
 
     image = default_image(size)

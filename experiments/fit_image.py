@@ -30,7 +30,7 @@ from inr_utils.cli import (
 from inr_utils.errors import InputError
 from inr_utils.fitting import run_fit
 from inr_utils.training import DivergenceError, TrainingInterrupted
-from model_components.inrs import MODEL_PRESETS
+from model_components.presets import MODEL_PRESETS
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -39,7 +39,7 @@ def build_parser() -> OneLineArgumentParser:
     add_training_flags(g, ["image", "max_size"])
     g = p.add_argument_group(
         "model", f"a preset ({', '.join(sorted(MODEL_PRESETS))}) fills every setting you leave unset; its defaults "
-        "are listed by `python -c \"from model_components.inrs import MODEL_PRESETS; print(MODEL_PRESETS)\"`")
+        "are listed by `python -c \"from model_components.presets import MODEL_PRESETS; print(MODEL_PRESETS)\"`")
     add_model_flags(g)
     g = p.add_argument_group("training")
     add_training_flags(g, ["steps", "batch_size", "lr", "lr_schedule", "final_lr_fraction", "warmup_steps",

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from hypernetwork_utils.datasets import load_cifar10_batch
 from inr_utils.cli import (
     EXIT_INTERRUPTED,
     OneLineArgumentParser,
@@ -33,18 +34,14 @@ from inr_utils.cli import (
     sweep_arg,
 )
 from inr_utils.config import FitConfig
+from inr_utils.devices import use_cpu_cores
+from inr_utils.engine import SweepInterrupted
 from inr_utils.errors import InputError
 from inr_utils.fitting import load_config_image, prepare_output_dir
 from inr_utils.images import load_image
-from inr_utils.sweeps import (
-    SweepInterrupted,
-    check_sweep,
-    load_cifar10_batch,
-    run_sweep,
-    stack_images,
-    sweep_grid,
-    use_cpu_cores,
-)
+from inr_utils.model_axis import stack_images
+from inr_utils.reports import run_sweep
+from inr_utils.sweeps import check_sweep, sweep_grid
 
 #: Flags holding lists of swept values (not one value of the base config).
 SWEPT_FLAGS = ("seeds", "lr", "omega0", "fourier_scale", "sweep")

@@ -1,7 +1,8 @@
 """Many-signal datasets for hypernetworks and sweeps: CIFAR-10 batches and stacks of equal-size images.
 
 A stack ``(N, H, W, C)`` is what :func:`inr_utils.sweeps.fit_many` fits one INR per image of, and what a
-hypernetwork maps to N sets of INR parameters.
+hypernetwork maps to N sets of INR parameters (stacking and the model-axis pixel data:
+:mod:`inr_utils.model_axis`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from inr_utils.errors import InputError
-from inr_utils.model_axis import images_to_pixel_data, stack_images
-from inr_utils.samplers import PixelData
 
-__all__ = ["load_cifar10_batch", "stack_images", "images_to_pixel_data", "PixelData"]
+__all__ = ["load_cifar10_batch"]
 
 
 def load_cifar10_batch(path: str | Path, count: int | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -24,11 +24,12 @@ Modules:
   fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
   cli          -- what every script in ``experiments/`` shares: flags, ``config_from_flags``, one-line errors.
   tables       -- result tables as CSV / Markdown.
-  reports      -- run folders of multi-fit experiments (results tables, ``configs.json``).
+  files        -- atomic file writes (text, PNGs, figures): a temporary file renamed into place.
+  reports      -- run folders of multi-fit experiments (results tables, ``configs.json``); ``run_sweep`` (a
+                  sweep's scores, table, figure and run folder).
   studies      -- experiments of many scored fits (``fit_and_score``, presets x images).
   sweeps       -- ``fit_many``: N fits of equal shapes (seeds, learning rates, layer hyperparameters, images)
                   trained by one vmapped program, sharded over devices; ``sweep_grid``.
-  sweep_reports -- renders, tables and figures of a sweep; ``run_sweep`` (a sweep's run folder).
 
 Words: a *signal* is the data an INR represents (an image, an audio clip, a video or volume: ``(*shape, C)``);
 *coords* are its domain points in [-1, 1]^d (``(x, y)`` for images, see ``grids``); *values* are the signal at

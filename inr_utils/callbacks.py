@@ -19,9 +19,8 @@ from tqdm.auto import tqdm
 
 from inr_utils.checkpoints import save_checkpoint
 from inr_utils.engine import ChunkInfo
-from inr_utils.evaluation import FullSignalEvaluator
 
-__all__ = ["FullSignalEvaluator", "History", "HISTORY_FIELDS", "ProgressBar", "PeriodicCheckpoint"]
+__all__ = ["History", "HISTORY_FIELDS", "ProgressBar", "PeriodicCheckpoint"]
 
 HISTORY_FIELDS = ("step", "loss", "batch_psnr", "full_psnr", "elapsed_s")
 

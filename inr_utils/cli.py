@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from inr_utils.config import LR_SCHEDULES, FitConfig, resolve_config
+from inr_utils.config import FitConfig, resolve_config
+from inr_utils.optim import LR_SCHEDULES
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -165,9 +166,9 @@ def add_model_flags(group: Any, names: Sequence[str] | None = None) -> None:
     """Adds ``--model`` and the model flags (all of :data:`MODEL_FLAGS` plus ``--layer-option`` /
     ``--encoding-option``, or only ``names``) to a parser or argument group. Every flag defaults to None:
     unset flags keep the preset's (or the ``--config`` file's) value."""
-    from model_components.encodings import ENCODINGS
-    from model_components.inrs import DTYPES, MODEL_PRESETS
-    from model_components.layers import ACTIVATIONS, LAYERS
+    from model_components.catalog import ACTIVATIONS, ENCODINGS, LAYERS
+    from model_components.precision import DTYPES
+    from model_components.presets import MODEL_PRESETS
 
     m = FitConfig().model
     flags: dict[str, dict[str, Any]] = {
@@ -217,7 +218,7 @@ def add_training_flags(group: Any, names: Sequence[str] | None = None) -> None:
                                                      f"image (default: {d.batch_size})"),
         "lr": dict(type=float, help=f"peak Adam learning rate (default: {d.lr}, or the --model preset's, "
                                     "e.g. siren: 1e-4)"),
-        "lr_schedule": dict(choices=LR_SCHEDULES, help=f"learning-rate schedule (default: {d.lr_schedule})"),
+        "lr_schedule": dict(choices=LR_SCHEDULES.names(), help=f"learning-rate schedule (default: {d.lr_schedule})"),
         "final_lr_fraction": dict(type=float, help="final lr / peak lr of decaying schedules (default: "
                                                    f"{d.final_lr_fraction})"),
         "warmup_steps": dict(type=int, help=f"linear warm-up steps (default: {d.warmup_steps})"),

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from inr_utils.errors import InputError
+from inr_utils.optim import LR_SCHEDULES
 from inr_utils.presets import TRAINING_PRESETS
 from model_components.inrs import ModelConfig, model_config
 
-LR_SCHEDULES = ("constant", "cosine", "exponential")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -79,7 +79,8 @@ class FitConfig:
                 raise InputError(f"{name} must be positive, got {value}; e.g. --{name.replace('_', '-')} "
                                  f"{getattr(FitConfig, name, None) or 1}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise InputError(f"unknown lr schedule {self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+            raise InputError(f"unknown lr schedule {self.lr_schedule!r}; "
+                             f"choose one of: {', '.join(LR_SCHEDULES.names())}")
         if not 0 < self.final_lr_fraction <= 1:
             raise InputError(f"final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
         if self.warmup_steps < 0 or self.checkpoint_every < 0:

@@ -319,11 +319,6 @@ def unstack_state(state: TrainState, i: int) -> TrainState:
     return jax.tree.map(lambda x: jnp.asarray(x[i]), state)
 
 
-def stack_state(state: TrainState) -> TrainState:
-    """One model's state with a model axis of 1 (the N = 1 stack)."""
-    return jax.tree.map(lambda x: jnp.asarray(x)[None], state)
-
-
 def available_memory_bytes(device: jax.Device | None = None) -> int | None:
     """Memory a training program may use on ``device`` (default: the first device): an accelerator's
     ``bytes_limit``, or the host's physical memory for a CPU; ``None`` when unknown."""

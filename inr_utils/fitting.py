@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import optax
 
-from inr_utils.callbacks import FullSignalEvaluator, History, PeriodicCheckpoint, ProgressBar
+from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar
 from inr_utils.checkpoints import latest_step, restore_checkpoint, save_checkpoint
 from inr_utils.config import FitConfig
 from inr_utils.engine import (
@@ -36,7 +36,7 @@ from inr_utils.engine import (
     train_many,
 )
 from inr_utils.errors import InputError
-from inr_utils.evaluation import collapse_warnings, constant_baseline_psnr, make_evaluator
+from inr_utils.evaluation import FullSignalEvaluator, collapse_warnings, constant_baseline_psnr, make_evaluator
 from inr_utils.images import default_image, load_image, save_image
 from inr_utils.initialization import init_state
 from inr_utils.losses import LOSSES
@@ -54,7 +54,8 @@ from inr_utils.training import (
     make_train_step,
     merge_variables,
 )
-from model_components.inrs import MLPINR, build_model, count_params
+from model_components.inrs import build_model, count_params
+from model_components.mlp import MLPINR
 
 __all__ = ["FitResult", "build_optimizer", "check_signal", "fit", "initial_state", "load_config_image", "loop_key",
            "prepare_output_dir", "run_fit", "write_results"]

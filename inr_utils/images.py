@@ -7,7 +7,6 @@ Colour images give C = 3 (an alpha channel is composited over white), grayscale 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from inr_utils.errors import InputError
+from inr_utils.files import atomic_write
 
 DEFAULT_IMAGE_NAME = "astronaut"
 
@@ -126,16 +126,9 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Writes a float ``(H, W, C)`` image in [0, 1] as an 8-bit PNG, atomically (a temporary file in the same
-    folder is renamed into place, so an interrupted save never leaves half a file). The file's permissions
-    follow the umask like any other written file (``mkstemp`` would make it private, mode 0600)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.png")
-    try:
-        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    folder is renamed into place, see :mod:`inr_utils.files`)."""
+    pixels = Image.fromarray(to_uint8(image))
+    atomic_write(path, lambda tmp: pixels.save(tmp, format="PNG"))
 
 
 # --------------------------------------------------------------------------------------------- by name, resizing

@@ -17,7 +17,8 @@ from inr_utils.errors import InputError
 from inr_utils.grids import cell_size, grid
 from inr_utils.programs import model_key
 from inr_utils.samplers import PixelData
-from model_components.inrs import MLPINR, ModelConfig, build_model
+from model_components.inrs import ModelConfig, build_model
+from model_components.mlp import MLPINR
 
 
 def _flat_dict(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

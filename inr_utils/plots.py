@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from inr_utils.files import atomic_write  # noqa: E402
 
 
 def _show(ax, image: np.ndarray, title: str) -> None:
@@ -86,8 +87,7 @@ def summary_figure(path: str | Path, original: np.ndarray, reconstruction: np.nd
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def show(ax: Any, image: np.ndarray, title: str = "", fontsize: int = 9) -> None:
@@ -125,9 +125,9 @@ def image_grid(path: str | Path, cells: Sequence[Sequence[np.ndarray | None]], t
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> None:
-    """Saves a matplotlib figure as PNG atomically (temporary file + rename) and closes it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    """Saves a matplotlib figure atomically (:func:`inr_utils.files.atomic_write`; format from the suffix,
+    e.g. PNG) and closes it."""
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    finally:
+        plt.close(fig)

@@ -48,8 +48,3 @@ TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     # 38 at 0.05), which is why benchmarks/time_to_psnr.py sets it.
     "hashgrid": {"lr": 3e-2, "lr_schedule": "cosine", "batch_size": None, "steps": 500},
 }
-
-
-def training_preset(model_preset: str) -> dict[str, Any]:
-    """The FitConfig fields recommended for ``model_preset`` (a copy; empty when it has none)."""
-    return dict(TRAINING_PRESETS.get(model_preset, {}))

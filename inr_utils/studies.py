@@ -19,6 +19,8 @@ import numpy as np
 
 from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, progress_bar
 from inr_utils.config import TRAINING_PRESETS, FitConfig, resolve_config
+from inr_utils.devices import use_cpu_cores
+from inr_utils.engine import ChunkInfo, unstack_state
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit
 from inr_utils.images import IMAGE_KINDS, load_named_image
@@ -26,9 +28,11 @@ from inr_utils.metrics import psnr, ssim
 from inr_utils.rendering import render
 from inr_utils.reports import make_run_dir, write_configs, write_results
 from inr_utils.samplers import image_to_pixel_data
-from inr_utils.sweeps import fit_many, unstack_state, use_cpu_cores
-from inr_utils.training import ChunkInfo, DivergenceError, TrainingInterrupted, TrainState, merge_variables
-from model_components.inrs import MLPINR, MODEL_PRESETS, build_model, count_params
+from inr_utils.sweeps import fit_many
+from inr_utils.training import DivergenceError, TrainingInterrupted, TrainState, merge_variables
+from model_components.inrs import build_model, count_params
+from model_components.mlp import MLPINR
+from model_components.presets import MODEL_PRESETS
 
 
 def check_presets(names: Sequence[str], available: Iterable[str]) -> list[str]:
@@ -66,7 +70,7 @@ class PSNRCurve:
     evaluations can be left out of the seconds per step."""
 
     def __init__(self, model: MLPINR, image: np.ndarray, steps: Iterable[int]):
-        from inr_utils.callbacks import FullSignalEvaluator
+        from inr_utils.evaluation import FullSignalEvaluator
 
         self.evaluator = FullSignalEvaluator(model.apply, image_to_pixel_data(image), every=1)
         self.wanted = set(steps)

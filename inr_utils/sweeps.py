@@ -62,19 +62,16 @@ from jax.sharding import PartitionSpec as P
 
 from inr_utils.callbacks import History, ProgressBar
 from inr_utils.config import FitConfig
-from inr_utils.devices import MODEL_AXIS, model_mesh, padded_count, put, use_cpu_cores
+from inr_utils.devices import MODEL_AXIS, model_mesh, padded_count, put
 from inr_utils.engine import (
     Callback,
-    ChunkInfo,
-    SweepInterrupted,
     make_chunk_program,
     plan_batch,
     train_many,
-    unstack_state,
 )
 from inr_utils.errors import InputError
 from inr_utils.evaluation import FullSignalEvaluator, make_evaluator, psnr_of_mse
-from inr_utils.initialization import abstract_state_and_keys, init_states, loop_key_data, seed_keys
+from inr_utils.initialization import abstract_state_and_keys, init_states, loop_key_data
 from inr_utils.losses import LOSSES
 from inr_utils.model_axis import (
     check_compatible,
@@ -84,59 +81,19 @@ from inr_utils.model_axis import (
     stack_signals,
 )
 from inr_utils.optim import build_optimizer
-from inr_utils.programs import cached, clear_program_cache, mesh_key, model_key, training_key
+from inr_utils.programs import cached, mesh_key, model_key, training_key
 from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.training import TrainState, make_train_step, merge_variables
-from model_components.inrs import MLPINR, model_config
+from model_components.inrs import model_config
+from model_components.mlp import MLPINR
 
 #: FitConfig fields every model of a sweep shares (they shape the compiled program or the step count).
 SHARED_FIELDS = ("steps", "batch_size", "lr_schedule", "final_lr_fraction", "warmup_steps", "loss", "jitter",
                  "steps_per_call")
 
 
-def build_sweep_optimizer(config: FitConfig, lr: float | jax.Array | None = None) -> Any:
-    """The optimizer of a sweep: :func:`inr_utils.optim.build_optimizer` on flattened parameters (``flat=True``)."""
-    return build_optimizer(config, lr, flat=True)
-
-
-# Names that moved to their own modules, still importable from here for the callers written before
-# (to be dropped once every caller imports them from their new home):
-make_sweep_chunk = make_chunk_program              # inr_utils.engine
-make_sweep_evaluator = make_evaluator              # inr_utils.evaluation
-SweepChunkInfo = ChunkInfo                         # inr_utils.engine
-SweepCallback = Callback                           # inr_utils.engine
-SweepEvaluator = FullSignalEvaluator               # inr_utils.evaluation
-SweepHistory = History                             # inr_utils.callbacks
-SweepProgressBar = ProgressBar                     # inr_utils.callbacks
-
-__all__ = [
-    "SHARED_FIELDS", "SweepResult", "check_compatible", "check_sweep", "default_models_per_block", "fit_many",
-    "images_to_pixel_data", "stack_images", "sweep_grid", "unstack",
-    # re-exported from their new modules (see above and _LAZY)
-    "MODEL_AXIS", "SweepCallback", "SweepChunkInfo", "SweepEvaluator", "SweepHistory", "SweepInterrupted",
-    "SweepProgressBar", "build_sweep_optimizer", "clear_program_cache", "init_states", "loop_key_data",
-    "make_sweep_chunk", "make_sweep_evaluator", "model_mesh", "padded_count", "seed_keys", "train_many",
-    "unstack_state", "use_cpu_cores",
-]
-
-#: Names of other modules served lazily by this one (see ``__getattr__``): module -> names.
-_LAZY = {
-    "inr_utils.sweep_reports": ("label_text", "score_reconstructions", "sweep_rows", "sweep_figure", "run_sweep",
-                                "render_many"),
-    "hypernetwork_utils.datasets": ("load_cifar10_batch",),
-}
-
-
-def __getattr__(name: str) -> Any:
-    # old import paths of names that moved: sweep_reports imports this module (so it is loaded on demand), and
-    # load_cifar10_batch now lives in hypernetwork_utils, which inr_utils does not import (drop this shim once
-    # the scripts import it from there)
-    import importlib
-
-    for module, names in _LAZY.items():
-        if name in names:
-            return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["SHARED_FIELDS", "SweepResult", "check_sweep", "default_models_per_block", "fit_many", "sweep_grid",
+           "unstack"]
 
 
 # --------------------------------------------------------------------------------------------- configs
@@ -326,14 +283,15 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
       seeds: N seeds replacing the configs' (init and sampling keys).
       lrs: N peak learning rates replacing the configs'.
       num_models: N, when nothing else says it (e.g. one config and one image, N identical copies).
-      state: stacked state to continue from: an earlier result's ``(N, ...)`` or a :class:`SweepInterrupted`'s
-        (padding included), with the same configs.
-      callbacks: extra :class:`SweepCallback` s after the built-in evaluator, history and progress bar.
+      state: stacked state to continue from: an earlier result's ``(N, ...)`` or an
+        :class:`inr_utils.engine.SweepInterrupted`'s (padding included), with the same configs.
+      callbacks: extra :class:`inr_utils.engine.Callback` s after the built-in evaluator, history and
+        progress bar.
       progress: show a progress bar.
       eval_every: steps between full-image PSNR evaluations (at chunk ends, as in ``fit``).
       devices: devices to shard the model axis over (default: all). N is padded to a multiple of their
         count with copies of the last model; the copies are dropped from the result.
-      models_per_block: models a device trains side by side (see :func:`make_sweep_chunk`); default
+      models_per_block: models a device trains side by side (see :func:`inr_utils.engine.make_chunk_program`); default
         :func:`default_models_per_block` of the pixels per step and the width. Results do not depend on it
         beyond float rounding.
 
@@ -379,7 +337,7 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
         models_per_block = default_models_per_block(pixels, config.model.width)
     program_key = (model_key(config.model), training_key(config), tuple(axes), mesh_key(mesh))
     step_fn, sampler = cached(("step", *program_key), lambda: (
-        make_train_step(model.apply, LOSSES.get(config.loss), build_sweep_optimizer(config)),
+        make_train_step(model.apply, LOSSES.get(config.loss), build_optimizer(config, flat=True)),
         make_sampler(config.batch_size, config.jitter)))
 
     def make_chunk(num_steps: int) -> Callable:

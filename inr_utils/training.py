@@ -27,16 +27,11 @@ import optax
 
 from inr_utils.losses import Loss
 from inr_utils.metrics import psnr_from_mse
-from inr_utils.optim import make_lr_schedule
-from inr_utils.programs import ONCE_COMPILER_OPTIONS, ProgramCache
 from inr_utils.samplers import PixelData, Sampler
 
-# names that moved, kept importable from here: ChunkInfo and Callback (inr_utils.engine, see __getattr__),
-# make_lr_schedule (inr_utils.optim), ProgramCache and ONCE_COMPILER_OPTIONS (inr_utils.programs)
 __all__ = ["TrainState", "split_variables", "merge_variables", "create_train_state", "make_train_step",
            "make_train_chunk", "DivergenceError", "TrainingInterrupted", "tree_all_finite", "deferred_signals",
-           "TrainResult", "divergence_message", "train", "make_lr_schedule", "ProgramCache",
-           "ONCE_COMPILER_OPTIONS"]
+           "TrainResult", "divergence_message", "train"]
 
 Metrics = dict[str, jax.Array]
 
@@ -245,13 +240,3 @@ def train(state: TrainState, data: PixelData, key: jax.Array, train_step: Callab
     if result.diverged_step[0] >= 0:
         raise DivergenceError(divergence_message(int(result.diverged_step[0]), bool(result.diverged_loss[0])), final)
     return TrainResult(final, result.compile_s, result.wall_s)
-
-
-
-
-def __getattr__(name: str) -> Any:
-    # the callback types live with the loop (inr_utils.engine), which imports this module
-    if name in ("ChunkInfo", "Callback"):
-        from inr_utils import engine
-        return getattr(engine, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,9 @@ Modules:
   fast_math     -- ``fast_sin`` / ``fast_cos``: polynomial sine/cosine with exact custom derivatives.
   initializers  -- paper initialisations (SIREN, PyTorch default) as standalone functions.
   encodings     -- coordinate encodings (NeRF positional encoding, Fourier features, ...); hash_grid: Instant-NGP.
-  layers        -- ``Linear`` (mixed precision) and hidden layers (dense+activation, SIREN sine); layer_zoo: more.
+  layers        -- ``Linear`` (mixed precision) and hidden layers (dense+activation, SIREN sine).
+  layer_zoo     -- the zoo layers' base class, the bump-shaped family (Gaussian, ...) and the zoo's presets.
+  wave_layers   -- oscillating zoo layers: WIRE, FINER, HOSC/AdaHOSC, sinc.
   mlp           -- the ``mlp`` architecture: ``MLPINR`` and its options ``MLPOptions``.
   inrs          -- the INR contract, ``MODELS`` (architectures), ``ModelConfig``, ``model_config``, ``build_model``.
   presets       -- ``MODEL_PRESETS``: named architectures (training settings live in ``inr_utils.presets``).

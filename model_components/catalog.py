@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from model_components import encodings, hash_grid, layer_zoo, layers
+from model_components import encodings, hash_grid, layer_zoo, layers, wave_layers
 from model_components.layers import ACTIVATIONS
 from model_components.registry import Registry
 
@@ -27,12 +27,12 @@ LAYERS: Registry[type[nn.Module]] = Registry("layer", {
     "laplacian": layer_zoo.LaplacianLayer,
     "supergaussian": layer_zoo.SuperGaussianLayer,
     "expsin": layer_zoo.ExpSinLayer,
-    "wire": layer_zoo.WireLayer,
-    "wire_real": layer_zoo.RealWireLayer,
-    "finer": layer_zoo.FinerLayer,
-    "hosc": layer_zoo.HoscLayer,
-    "adahosc": layer_zoo.AdaHoscLayer,
-    "sinc": layer_zoo.SincLayer,
+    "wire": wave_layers.WireLayer,
+    "wire_real": wave_layers.RealWireLayer,
+    "finer": wave_layers.FinerLayer,
+    "hosc": wave_layers.HoscLayer,
+    "adahosc": wave_layers.AdaHoscLayer,
+    "sinc": wave_layers.SincLayer,
 })
 
 #: Coordinate encodings: ``cls(**options)``, ``(..., d) -> (..., output_dim(d))``.

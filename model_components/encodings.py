@@ -1,6 +1,6 @@
 """Coordinate encodings: maps ``(..., d) -> (..., d')`` applied before an INR's first layer.
 
-Every encoding is a Flax Linen module registered in :data:`ENCODINGS` by name and exposes
+Every encoding is a Flax Linen module registered in :data:`model_components.catalog.ENCODINGS` by name and exposes
 ``output_dim(input_dim)`` so a model can size its first layer without tracing.
 """
 
@@ -12,14 +12,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-
-def __getattr__(name: str) -> object:  # the encoding registry moved to model_components.catalog (an explicit list)
-    if name == "ENCODINGS":
-        from model_components.catalog import ENCODINGS
-
-        return ENCODINGS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class IdentityEncoding(nn.Module):

@@ -34,14 +34,13 @@ from typing import Any, Protocol
 import flax.linen as nn
 import jax
 
-from model_components.mlp import MLPINR, OPTION_ALIASES, MLPOptions
-from model_components.options import RESERVED_FIELDS, check_value, component_options, field_types
+from model_components.mlp import MLPOptions
+from model_components.options import check_value, field_types
 from model_components.precision import DTYPES
 from model_components.presets import MODEL_PRESETS
 from model_components.registry import Registry
 
-__all__ = ["INR", "ArchitectureOptions", "MODELS", "MODEL_PRESETS", "DTYPES", "OPTION_ALIASES", "RESERVED_FIELDS",
-           "MLPINR", "MLPOptions", "ModelConfig", "build_model", "component_options", "count_params", "model_config"]
+__all__ = ["INR", "ArchitectureOptions", "MODELS", "ModelConfig", "build_model", "count_params", "model_config"]
 
 
 class INR(Protocol):
@@ -187,9 +186,10 @@ def model_config(model: str | None = None, base: ModelConfig | None = None, **ov
       **overrides: ModelConfig fields (``in_dim=3``, ``dtype="float32"``, ``architecture=...``), option fields
         of the architecture (``width=128``, ``layer="gauss"``), an ``options`` dict of them, or what the
         architecture's ``route_overrides`` accepts (MLP: options of the chosen layer or encoding by name,
-        ``omega0=20``, ``num_frequencies=6``, ``scale=3.0``, or an alias from :data:`OPTION_ALIASES`). ``None``
-        values are ignored. Switching the architecture resets its options to the defaults; switching the MLP's
-        ``layer`` or ``encoding`` resets that component's options.
+        ``omega0=20``, ``num_frequencies=6``, ``scale=3.0``, or an alias from
+        :data:`model_components.mlp.OPTION_ALIASES`). ``None`` values are ignored. Switching the architecture
+        resets its options to the defaults; switching the MLP's ``layer`` or ``encoding`` resets that
+        component's options.
 
     Raises:
       ValueError: unknown preset, field or option, or a value of the wrong type, naming the valid ones.

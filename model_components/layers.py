@@ -1,8 +1,8 @@
 """INR layers: a mixed-precision ``Linear`` and the hidden layers an INR stacks.
 
-Each hidden layer maps ``(..., fan_in) -> (..., features)`` and is registered in :data:`LAYERS`. A hidden
-layer class also says how the INR's final linear layer should be initialised for it (``head_initializers``),
-since e.g. SIREN's output layer uses the hidden-layer scale.
+Each hidden layer maps ``(..., fan_in) -> (..., features)`` and is registered in
+:data:`model_components.catalog.LAYERS`. A hidden layer class also says how the INR's final linear layer should
+be initialised for it (``head_initializers``), since e.g. SIREN's output layer uses the hidden-layer scale.
 """
 
 from __future__ import annotations
@@ -19,15 +19,6 @@ from jax.custom_derivatives import SymbolicZero
 from model_components import initializers
 from model_components.fast_math import fast_sin
 from model_components.registry import Registry
-
-
-def __getattr__(name: str) -> Any:  # the layer registry moved to model_components.catalog (an explicit list)
-    if name == "LAYERS":
-        from model_components.catalog import LAYERS
-
-        return LAYERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 #: Maps fan_in to an initializer; INR inits depend on fan_in, which a layer only knows when first called.
 FanInInit = Callable[[int], initializers.Initializer]
@@ -59,9 +50,10 @@ def mixed_precision_matmul(x: jax.Array, kernel: jax.Array, dtype: Any) -> jax.A
     ``jit``): the derivative is a custom JVP, ``d(x K) = dx K + x dK``, whose terms are written so that JAX's
     transposition of them (reverse mode) yields the products XLA:CPU runs fastest:
 
-    * ``dx K``: in ``dtype`` (bfloat16 products; the input gradient is then rounded to bfloat16 before it
-      returns to float32), or, for outputs of at most :data:`NARROW_OUTPUT` features, as m elementwise
-      multiply-adds in float32, which XLA fuses with the neighbouring elementwise ops;
+    * ``dx K``: a float32 product with K rounded to ``dtype`` as in the forward product (the backward input
+      gradient ``g K^T`` is then a float32 product: transposition cannot give a bfloat16 product with float32
+      output), or, for outputs of at most :data:`NARROW_OUTPUT` features, m elementwise multiply-adds,
+      which XLA fuses with the neighbouring elementwise ops;
     * ``x dK``: from float32 operands (the kernel gradient contracts over the batch, where low precision
       would sum thousands of rounded terms); as ``(dK^T x^T)^T`` behind optimisation barriers when
       ``4 m <= n`` (so the backward product is ``(g^T x)^T``, whose right operand is the wider one), as n
@@ -91,11 +83,10 @@ def _input_tangent(dx: jax.Array, kernel: jax.Array, dtype: Any, acc: Any) -> ja
     if m <= NARROW_OUTPUT:  # transposes to sum_j g_j K[:, j]: m broadcast multiply-adds, fused by XLA
         dx_acc, k_acc = dx.astype(acc), kernel.astype(acc)
         return jnp.stack([jnp.sum(dx_acc * k_acc[:, j], axis=-1) for j in range(m)], axis=-1)
-    if jnp.dtype(dtype) == jnp.dtype(acc):
-        return jnp.dot(dx.astype(acc), kernel.astype(acc))
-    # The product's output dtype is what its transpose multiplies the cotangent in: bfloat16 keeps the input
-    # gradient a bfloat16 product (with float32 output a bfloat16 x float32 product would upcast to float32).
-    return jnp.dot(dx.astype(dtype), kernel.astype(dtype), preferred_element_type=dtype).astype(acc)
+    # The transpose of a product multiplies the cotangent in the product's output dtype, so a bfloat16 product
+    # with float32 output cannot come out of transposition; XLA:CPU turns a bfloat16-output product into a
+    # float32 one anyway. So: float32 operands (the kernel rounded as in the forward product), float32 result.
+    return jnp.dot(dx.astype(acc), kernel.astype(dtype).astype(acc))
 
 
 def _kernel_tangent(x: jax.Array, dkernel: jax.Array, acc: Any) -> jax.Array:

@@ -281,13 +281,9 @@ def _bad_cases(workdir: Path, tiny_png: Path, run20: Path) -> dict[str, list]:
         "missing_file": [*fit, "--image", files / "nope.png"],
         "unwritable_out": [*fit, *image, "--out", "/proc/nonexistent/run"],
         "out_not_empty": [*fit, *image, "--out", run20],
-        "steps_0": [*fit, *image, "--steps", "0"],
-        "batch_size_text": [*fit, *image, "--batch-size", "lots"],
         "eval_every_0": [*fit, *image, "--eval-every", "0"],
-        "unknown_model": [*fit, *image, "--model", "nosuch"],
         "omega0_text": [*siren, "--layer-option", "omega0=abc", "--out", files / "omega0_text"],
         "learnable_maybe": [*siren, "--layer-option", "learnable=maybe", "--out", files / "learnable_maybe"],
-        "missing_config": ["fit_image.py", "--config", files / "nope.json"],
         "config_steps_text": ["fit_image.py", "--config", files / "many.yaml", "--out", files / "from_yaml"],
         "resume_already_done": ["fit_image.py", "--resume", files / "done_run", "--steps", "20", "--no-progress"],
         "resume_other_out": ["fit_image.py", "--resume", files / "done_run", "--out", files / "elsewhere"],
@@ -307,7 +303,9 @@ def _bad_cases(workdir: Path, tiny_png: Path, run20: Path) -> dict[str, list]:
 @pytest.fixture(scope="module")
 def bad_runs(workdir, tiny_png, run20):
     """Every bad-input case, as subprocesses two at a time; name -> (args, (rc, stdout, stderr)), and run20's
-    files before them."""
+    files before them. At least one case of every kind (image, --out, flag, config file, resume, render) runs
+    here; the checks done by library functions (flag values, usage errors, config files, folders) are also
+    tested in this process below."""
     cases = _bad_cases(workdir, tiny_png, run20[0])
     before = sorted(p.name for p in run20[0].iterdir())
     results = run_scripts(cases, timeout=120)
@@ -316,9 +314,8 @@ def bad_runs(workdir, tiny_png, run20):
 
 EXPECTED_WORDS = {
     "missing_file": "does not exist", "unwritable_out": "cannot write", "out_not_empty": "not empty",
-    "steps_0": "steps must be positive", "batch_size_text": "--batch-size", "eval_every_0": "--eval-every",
-    "unknown_model": "nosuch", "omega0_text": "omega0", "learnable_maybe": "learnable",
-    "missing_config": "does not exist", "config_steps_text": "steps must be a whole number",
+    "eval_every_0": "--eval-every", "omega0_text": "omega0", "learnable_maybe": "learnable",
+    "config_steps_text": "steps must be a whole number",
     "resume_already_done": "already has 20 steps", "resume_other_out": "--resume", "resume_changed_width": "width",
     "resume_damaged": "damaged", "sweep_cifar_missing": "--cifar",
     "render_missing_checkpoint": "does not exist", "render_zero_size": "positive",
@@ -375,6 +372,7 @@ def _fit_flags(*argv: str):
     (["--steps", "-5"], "steps must be positive"), (["--batch-size", "0"], "batch_size must be positive"),
     (["--lr", "0"], "lr must be positive"), (["--width", "0"], "width"),
     (["--model", "siren", "--omega0", "20", "--layer-option", "nosuch=1"], "nosuch"),
+    (["--config", "/nonexistent/c.json"], "does not exist"),
 ])
 def test_bad_flag_values_raise_one_line_input_errors(argv, words):
     with pytest.raises(InputError) as err:

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from model_components.encodings import ENCODINGS, GaussianFourierFeatures, IdentityEncoding, PositionalEncoding
+from model_components.catalog import ENCODINGS
+from model_components.encodings import GaussianFourierFeatures, IdentityEncoding, PositionalEncoding
 
 
 def _apply(module, coords, key=None):

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from model_components.catalog import ENCODINGS
 from model_components.encodings import (
-    ENCODINGS,
     LatticeFourierFeatures,
     MultiScaleFourierFeatures,
     lattice_frequencies,

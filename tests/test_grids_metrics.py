@@ -21,7 +21,6 @@ from inr_utils.losses import LOSSES, l1_loss, mse_loss
 from inr_utils.metrics import mse, psnr, psnr_from_mse, ssim
 from inr_utils.rendering import render, render_grid
 from inr_utils.samplers import image_to_pixel_data, signal_to_data
-from inr_utils.sweeps import render_many
 from model_components.inrs import build_model, model_config
 
 # ------------------------------------------------------------------------------------------ grids
@@ -147,7 +146,7 @@ def test_chunked_and_region_render_of_a_real_model():
     np.testing.assert_allclose(top, whole[: h // 2], atol=1e-6)
 
 
-def test_render_is_render_grid_and_renders_stacked_models_like_render_many():
+def test_render_is_render_grid_and_renders_stacked_models_like_one_at_a_time():
     model = build_model(model_config("siren", width=8, depth=1))
     stacked = jax.vmap(lambda k: model.init(k, jnp.zeros((1, 2))))(jax.random.split(jax.random.key(0), 3))
     one = jax.tree.map(lambda x: x[1], stacked)
@@ -156,7 +155,6 @@ def test_render_is_render_grid_and_renders_stacked_models_like_render_many():
                                   render_grid(model.apply, one, (h, w), chunk_points=2 * w))
     many = render(model.apply, stacked, h, w, chunk_pixels=4 * w, stacked=True)
     assert many.shape == (3, h, w, 3)
-    np.testing.assert_array_equal(many, render_many(model.apply, stacked, h, w, chunk_pixels=4 * w))
     np.testing.assert_allclose(many[1], render(model.apply, one, h, w), atol=1e-6)
     region = Region(0.0, 1.0, -1.0, 0.5)
     np.testing.assert_allclose(render(model.apply, stacked, 4, 4, region, stacked=True)[2],

@@ -13,7 +13,7 @@ from inr_utils.config import FitConfig
 from inr_utils.fitting import fit
 from inr_utils.metrics import psnr
 from inr_utils.rendering import render
-from model_components.encodings import ENCODINGS
+from model_components.catalog import ENCODINGS
 from model_components.hash_grid import (
     HASH_PRIMES,
     HashGridEncoding,

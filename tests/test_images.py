@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from inr_utils.errors import InputError
+from inr_utils.files import atomic_write, write_text
 from inr_utils.images import load_image, resize_to_max_size, save_image, to_uint8
 
 RNG = np.random.default_rng(0)
@@ -188,3 +189,20 @@ def test_saved_png_follows_the_umask(tmp_path, umask):
         os.umask(old)
     assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o666 & ~umask == (tmp_path / "y.txt").stat().st_mode & 0o777
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "results.csv"
+    write_text(target, "old\n")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, broken)
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]  # no temporary file left behind
+    suffixes = []
+    atomic_write(tmp_path / "f.png", lambda tmp: suffixes.append(tmp.suffix) or tmp.write_bytes(b"x"))
+    assert suffixes == [".png"]  # the temporary file keeps the suffix writers read the format from

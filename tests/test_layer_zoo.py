@@ -13,11 +13,12 @@ from conftest import make_tiny_config, synthetic_image
 
 from inr_utils.config import TRAINING_PRESETS
 from inr_utils.fitting import fit
-from model_components import initializers, layer_zoo
-from model_components.inrs import MODEL_PRESETS, ModelConfig, build_model, count_params, model_config
-from model_components.layers import LAYERS
+from model_components import initializers, layer_zoo, wave_layers
+from model_components.catalog import LAYERS
+from model_components.inrs import ModelConfig, build_model, count_params, model_config
+from model_components.presets import MODEL_PRESETS
 
-NAMES = sorted(layer_zoo.ZOO_LAYERS)
+NAMES = sorted(layer_zoo.PRESETS)  # every zoo layer has a preset of its name (the registry: catalog.LAYERS)
 SIREN_LIKE = {"finer", "hosc", "adahosc"}  # SIREN weight init with their omega0
 
 
@@ -49,12 +50,12 @@ def test_every_zoo_layer_is_registered_with_a_preset():
     assert NAMES == sorted(["gauss", "quadratic", "multiquadratic", "laplacian", "supergaussian", "expsin", "wire",
                             "wire_real", "finer", "hosc", "adahosc", "sinc"])
     for name in NAMES:
-        assert LAYERS.get(name) is layer_zoo.ZOO_LAYERS[name]
+        assert LAYERS.get(name).LAYER_NAME == name
         assert name in MODEL_PRESETS and TRAINING_PRESETS[name]["lr"] > 0
         config = model_config(name)
         assert (config.layer, config.encoding, config.dtype) == (name, "none", "float32")
-    assert issubclass(layer_zoo.AdaHoscLayer, layer_zoo.HoscLayer)
-    assert layer_zoo.AdaHoscLayer(4).learnable and not layer_zoo.HoscLayer(4).learnable
+    assert issubclass(wave_layers.AdaHoscLayer, wave_layers.HoscLayer)
+    assert wave_layers.AdaHoscLayer(4).learnable and not wave_layers.HoscLayer(4).learnable
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -238,8 +239,8 @@ def test_output_matches_formula(name, is_first, learnable):
 
 def test_sinc_at_zero_is_one_with_finite_gradient():
     z = jnp.array([0.0, 1e-8, -1e-5, 1e-3, 0.5, -2.0])
-    np.testing.assert_allclose(np.asarray(layer_zoo.sinc(z, 30.0)), np.sinc(30 * np.asarray(z) / np.pi), atol=1e-6)
-    grads = jax.vmap(jax.grad(lambda t: layer_zoo.sinc(t, 30.0)))(z)
+    np.testing.assert_allclose(np.asarray(wave_layers.sinc(z, 30.0)), np.sinc(30 * np.asarray(z) / np.pi), atol=1e-6)
+    grads = jax.vmap(jax.grad(lambda t: wave_layers.sinc(t, 30.0)))(z)
     assert bool(jnp.all(jnp.isfinite(grads))) and float(grads[0]) == 0.0
     t = 0.5  # d/dz sinc(w z) = (w z cos(w z) - sin(w z)) / (w z^2)
     assert float(grads[4]) == pytest.approx((30 * t * math.cos(30 * t) - math.sin(30 * t)) / (30 * t * t), rel=1e-4)
@@ -253,14 +254,14 @@ def test_sinc_second_derivative_accurate_near_zero():
     with np.errstate(divide="ignore", invalid="ignore"):
         quotient = -np.sin(u) / u - 2 * np.cos(u) / u**2 + 2 * np.sin(u) / u**3
     exact = omega**2 * np.where(u < 0.1, series, quotient)
-    second = jax.vmap(jax.grad(jax.grad(lambda t: layer_zoo.sinc(t, omega))))(jnp.asarray(u / omega, jnp.float32))
+    second = jax.vmap(jax.grad(jax.grad(lambda t: wave_layers.sinc(t, omega))))(jnp.asarray(u / omega, jnp.float32))
     np.testing.assert_allclose(np.asarray(second), exact, atol=1e-3 * omega**2)
 
 
 def test_finer_scale_gradient_option():
     z = jnp.array([0.3, -0.7])
-    with_scale = jax.vmap(jax.grad(lambda t: layer_zoo.finer(t, 30.0, fast=False, scale_grad=True)))(z)
-    constant = jax.vmap(jax.grad(lambda t: layer_zoo.finer(t, 30.0, fast=False, scale_grad=False)))(z)
+    with_scale = jax.vmap(jax.grad(lambda t: wave_layers.finer(t, 30.0, fast=False, scale_grad=True)))(z)
+    constant = jax.vmap(jax.grad(lambda t: wave_layers.finer(t, 30.0, fast=False, scale_grad=False)))(z)
     zz = np.asarray(z, np.float64)
     phase = 30 * (np.abs(zz) + 1) * zz
     np.testing.assert_allclose(np.asarray(with_scale), 30 * (2 * np.abs(zz) + 1) * np.cos(phase), rtol=1e-4)
@@ -276,7 +277,7 @@ def test_gradients_finite_and_nonzero(name, learnable):
     config = model_config(name, width=16, depth=1, learnable=learnable)
     model = build_model(config)
     variables = model.init(jax.random.key(0), _coords(1))
-    cls = layer_zoo.ZOO_LAYERS[name]
+    cls = LAYERS.get(name)
     trained = set(cls.learnable_names()) if learnable else set()
     for layer in ("layer_0", "layer_1"):
         assert set(variables["params"][layer]) - {"Linear_0", "ComplexLinear_0"} == trained
@@ -343,7 +344,7 @@ def test_model_config_round_trip(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_options_raise_naming_the_option(name):
-    cls = layer_zoo.ZOO_LAYERS[name]
+    cls = LAYERS.get(name)
     assert cls.POSITIVE, name
     for option in cls.POSITIVE:
         for bad in (-1.0, 0.0, float("nan"), "3"):

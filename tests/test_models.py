@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from model_components import initializers
-from model_components.inrs import MODEL_PRESETS, ModelConfig, build_model, count_params, model_config
-from model_components.layers import LAYERS, DenseLayer, Linear, SineLayer, mixed_precision_matmul
+from model_components.catalog import LAYERS
+from model_components.inrs import ModelConfig, build_model, count_params, model_config
+from model_components.layers import DenseLayer, Linear, SineLayer, mixed_precision_matmul
+from model_components.presets import MODEL_PRESETS
 from model_components.registry import Registry
 
 PRESETS = sorted(MODEL_PRESETS)

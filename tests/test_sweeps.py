@@ -16,23 +16,18 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, run_script, synthetic_image
 
+from hypernetwork_utils.datasets import load_cifar10_batch
 from inr_utils import sweeps
 from inr_utils.config import FitConfig
+from inr_utils.engine import SweepInterrupted
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit
+from inr_utils.initialization import init_states
 from inr_utils.metrics import psnr
+from inr_utils.optim import build_optimizer
+from inr_utils.programs import clear_program_cache
 from inr_utils.rendering import render
-from inr_utils.sweeps import (
-    SweepInterrupted,
-    build_sweep_optimizer,
-    default_models_per_block,
-    fit_many,
-    init_states,
-    load_cifar10_batch,
-    render_many,
-    sweep_grid,
-    unstack,
-)
+from inr_utils.sweeps import default_models_per_block, fit_many, sweep_grid, unstack
 from model_components.inrs import model_config
 
 SIZE = 16
@@ -116,7 +111,8 @@ def test_vmapped_sweep_equals_single_fits(sweeps_under_test, case):
 def test_unstacked_model_renders_like_a_single_fit(sweeps_under_test):
     result = sweeps_under_test["shared"]
     recon = render(result.model.apply, unstack(result, 1), SIZE, SIZE)  # shared apply, model 1's variables
-    np.testing.assert_allclose(render_many(result.model.apply, result.variables, SIZE, SIZE)[1], recon, atol=1e-6)
+    every = render(result.model.apply, result.variables, SIZE, SIZE, stacked=True)
+    np.testing.assert_allclose(every[1], recon, atol=1e-6)
     assert float(psnr(np.clip(recon, 0, 1), image_a())) == pytest.approx(result.psnr[1], abs=1e-3)
     omegas = np.asarray(result.state.constants["constants"]["layer_0"]["omega0"]).tolist()
     assert omegas == [30.0, 30.0, 30.0, 20.0]  # the hyperparameter travels with each model's variables
@@ -124,7 +120,7 @@ def test_unstacked_model_renders_like_a_single_fit(sweeps_under_test):
 
 def test_learning_rate_lives_in_optimizer_state():
     """The peak lr is a state leaf (a model axis once stacked), not a constant of the update function."""
-    state = build_sweep_optimizer(BASE, 0.25).init({"w": np.zeros(3, np.float32)})
+    state = build_optimizer(BASE, 0.25, flat=True).init({"w": np.zeros(3, np.float32)})
     assert float(state[-1].lr) == 0.25
 
 
@@ -298,7 +294,7 @@ def test_first_chunk_compiles_during_init(monkeypatch):
         return result
 
     monkeypatch.setattr(sweeps, "train_many", spy)
-    sweeps.clear_program_cache()
+    clear_program_cache()
     config = dataclasses.replace(BASE, steps=10, steps_per_call=10, model=model_config("siren", width=8, depth=1))
     result = fit_many(config, image_a(), seeds=[0, 1], progress=False)
     assert loop_compile_s == [0.0] and result.compile_s > 0
@@ -314,7 +310,7 @@ def test_default_models_per_block():
 CPU_CORES_SCRIPT = textwrap.dedent("""
     import json
     import jax
-    from inr_utils.sweeps import use_cpu_cores
+    from inr_utils.devices import use_cpu_cores
     first = use_cpu_cores(3)
     again = use_cpu_cores(2)  # the count is chosen already
     devices = len(jax.devices("cpu"))

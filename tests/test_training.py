@@ -18,14 +18,14 @@ from inr_utils.errors import InputError
 from inr_utils.fitting import fit, initial_state, loop_key
 from inr_utils.losses import mse_loss
 from inr_utils.metrics import psnr
+from inr_utils.optim import make_lr_schedule
+from inr_utils.programs import ProgramCache
 from inr_utils.rendering import render
 from inr_utils.samplers import full_image_sampler, image_to_pixel_data, random_batch_sampler
 from inr_utils.training import (
     DivergenceError,
-    ProgramCache,
     TrainingInterrupted,
     create_train_state,
-    make_lr_schedule,
     make_train_chunk,
     make_train_step,
     train,

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from model_components.encodings import ENCODINGS
-from model_components.inrs import MODEL_PRESETS, build_model, model_config
-from model_components.layer_zoo import finer
-from model_components.layers import LAYERS, Linear, mixed_precision_matmul
+from model_components.catalog import ENCODINGS, LAYERS
+from model_components.inrs import build_model, model_config
+from model_components.layers import Linear, mixed_precision_matmul
+from model_components.presets import MODEL_PRESETS
+from model_components.wave_layers import finer
 
 #: Small options for encodings whose defaults are large (the loop covers every registered encoding anyway).
 TINY_ENCODING_OPTIONS = {

@@ -32,13 +32,14 @@ from inr_utils.cli import (
     run_cli,
 )
 from inr_utils.errors import InputError
+from inr_utils.files import write_text
 from inr_utils.images import load_named_image
 from inr_utils.plots import save_figure, show
-from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results, write_text
+from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results
 from inr_utils.studies import ScoredFit, experiment_config, fit_and_score
 from inr_utils.tables import to_csv, to_markdown
 from inr_utils.training import TrainingInterrupted
-from model_components.inrs import MODEL_PRESETS
+from model_components.presets import MODEL_PRESETS
 
 EXPERIMENT = "positional_encoding"
 DEFAULT_VARIANTS = ("none", "pe5", "pe10", "pe15", "ffn")

@@ -38,7 +38,7 @@ from inr_utils.reports import make_run_dir, settings_markdown, write_configs, wr
 from inr_utils.studies import experiment_config, fit_and_score
 from inr_utils.tables import to_markdown
 from inr_utils.training import TrainingInterrupted
-from model_components.inrs import MODEL_PRESETS
+from model_components.presets import MODEL_PRESETS
 
 EXPERIMENT = "resolution"
 COLUMNS = ("scale", "width", "height", "role", "render_s", "reference", "psnr_inr", "psnr_bicubic",
