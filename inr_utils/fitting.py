@@ -37,6 +37,7 @@ from inr_utils.engine import (
 )
 from inr_utils.errors import InputError
 from inr_utils.evaluation import FullSignalEvaluator, collapse_warnings, constant_baseline_psnr, make_evaluator
+from inr_utils.files import write_text
 from inr_utils.images import default_image, load_image, save_image
 from inr_utils.initialization import init_state
 from inr_utils.losses import LOSSES
@@ -217,13 +218,6 @@ def prepare_output_dir(out: str | Path | None, config: FitConfig, resume: bool =
     return out
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Atomic text write (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = False, progress: bool = True,
             eval_every: int = 200, announce: Callable[[Path], None] | None = None,
             log: Callable[[str], None] | None = None, signal: np.ndarray | None = None) -> dict[str, Any]:
@@ -261,7 +255,7 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
         announce(out)
     if state is not None:
         log(resume_note(out, config, state))
-    _write_text(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    write_text(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     checkpoint = PeriodicCheckpoint(ckpt_dir, config.to_dict(), config.checkpoint_every)
     history = history if history is not None else History()
     try:
@@ -278,7 +272,7 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
     except (DivergenceError, TrainingInterrupted) as err:
         if checkpoint.last_saved != int(err.state.step):
             save_checkpoint(ckpt_dir, err.state, config.to_dict())
-        _write_text(out / "history.csv", history.to_csv())
+        write_text(out / "history.csv", history.to_csv())
         raise
     if checkpoint.last_saved != int(result.state.step):
         save_checkpoint(ckpt_dir, result.state, config.to_dict())
@@ -371,7 +365,7 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
     metrics["warnings"] = [*notes, *collapse_warnings(metrics["psnr"], float(best), constant_baseline_psnr(image))]
     for name, array in (("reconstruction", recon), ("render_2x", render_2x), ("render_4x", render_4x)):
         save_image(out / f"{name}.png", array)
-    _write_text(out / "history.csv", result.history.to_csv())
+    write_text(out / "history.csv", result.history.to_csv())
     history = result.history
     evaluated = ~np.isnan(history.column("full_psnr"))
     tmp_fig = out / ".summary.tmp.png"
@@ -380,7 +374,7 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
                    title=f"{config.model.model}: {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}, "
                          f"{metrics['steps']} steps, {metrics['wall_s']:.0f} s")
     shutil.move(tmp_fig, out / "summary.png")
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -411,6 +405,6 @@ def _write_signal_results(out: Path, config: FitConfig, signal: np.ndarray, resu
     tmp = out / ".reconstruction.tmp.npy"
     np.save(tmp, recon)
     os.replace(tmp, out / "reconstruction.npy")
-    _write_text(out / "history.csv", result.history.to_csv())
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "history.csv", result.history.to_csv())
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

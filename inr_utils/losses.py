@@ -13,9 +13,6 @@ import jax.numpy as jnp
 from model_components.registry import Registry
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
-LOSSES: Registry[Loss] = Registry("loss")
-
-
 def check_same_shape(pred: jax.Array, target: jax.Array) -> None:
     """Raises ``ValueError`` naming both shapes unless they are equal (free under jit: shapes are static)."""
     if pred.shape != target.shape:
@@ -25,15 +22,17 @@ def check_same_shape(pred: jax.Array, target: jax.Array) -> None:
         )
 
 
-@LOSSES.register("mse")
 def mse_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
     """Mean squared error over all elements: ``mean((pred - target)^2)``; float32 scalar."""
     check_same_shape(pred, target)
     return jnp.mean(jnp.square(pred.astype(jnp.float32) - target.astype(jnp.float32)))
 
 
-@LOSSES.register("l1")
 def l1_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
     """Mean absolute error over all elements; float32 scalar."""
     check_same_shape(pred, target)
     return jnp.mean(jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)))
+
+
+#: Loss name -> function: the explicit list of losses (``FitConfig(loss=...)``).
+LOSSES: Registry[Loss] = Registry("loss", {"mse": mse_loss, "l1": l1_loss})

@@ -180,9 +180,3 @@ def signals_to_data(signals: np.ndarray, stacked: bool, num_models: int | None =
     pixel_size = np.asarray(cell_size(shape), np.float32)
     axes = PixelData(0, 0 if stacked else None, None)
     return PixelData(coords, values, pixel_size), axes
-
-
-def images_to_pixel_data(images: np.ndarray, num_models: int | None = None) -> tuple[PixelData, PixelData]:
-    """Images -> (``PixelData`` with a model axis, its ``vmap`` axes): :func:`signals_to_data` of ``(H, W, C)``
-    (shared; then ``num_models`` is needed) or ``(N, H, W, C)`` (one per model)."""
-    return signals_to_data(images, images.ndim == 4, num_models)

@@ -75,7 +75,6 @@ from inr_utils.initialization import abstract_state_and_keys, init_states, loop_
 from inr_utils.losses import LOSSES
 from inr_utils.model_axis import (
     check_compatible,
-    images_to_pixel_data,
     signals_to_data,
     stack_images,
     stack_signals,
