@@ -358,7 +358,10 @@ def plan_batch(config: Any, num_points: int, num_models: int = 1) -> Any:
                       "training on the full signal each step (--batch-size full)", UserWarning, stacklevel=3)
         config = dataclasses.replace(config, batch_size=None)
     points = config.batch_size or num_points
-    need = step_memory_estimate(points, config.model.width, config.model.depth, num_models)
+    width, depth = getattr(config.model, "width", None), getattr(config.model, "depth", None)
+    if width is None or depth is None:  # an architecture without an MLP's width and depth: no estimate
+        return config
+    need = step_memory_estimate(points, width, depth, num_models)
     have = available_memory_bytes()
     if have is not None and need > have:
         raise InputError(f"a training step of {num_models} model(s) x {points} points needs about "
