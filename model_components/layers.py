@@ -214,7 +214,7 @@ class SineLayer(nn.Module):
         variable (see :func:`hyperparameter`).
       learnable: train omega0 with the weights.
       is_first: whether this layer reads the (encoded) coordinates.
-      fast: use :func:`fast_math.fast_sin` (same values to ~2e-7, several times faster on CPU) instead of
+      fast: use :func:`fast_math.fast_sin` (same values to ~2e-7, cheaper on CPU) instead of
         ``jnp.sin``.
       dtype: compute dtype of the matrix product, see :class:`Linear`.
     """
