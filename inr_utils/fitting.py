@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ from inr_utils.engine import (
 )
 from inr_utils.errors import InputError
 from inr_utils.evaluation import FullSignalEvaluator, collapse_warnings, constant_baseline_psnr, make_evaluator
-from inr_utils.files import write_text
+from inr_utils.files import atomic_write, write_text
 from inr_utils.images import default_image, load_image, save_image
 from inr_utils.initialization import init_state
 from inr_utils.losses import LOSSES
@@ -347,33 +345,17 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
     render_2x = render(result.model.apply, variables, 2 * h, 2 * w)
     render_4x = render(result.model.apply, variables, 4 * h, 4 * w)
     render_s = time.perf_counter() - t0
-    metrics = {
-        "psnr": round(float(psnr(np.clip(recon, 0, 1), image)), 3),
-        "psnr_unclipped": round(float(psnr(recon, image)), 3),
-        "ssim": round(ssim(np.clip(recon, 0, 1), image), 4) if image.ndim == 3 else None,  # 2-D signals only
-        "steps": int(result.state.step),
-        "wall_s": round(result.wall_s, 2),
-        "compile_s": round(result.compile_s, 2),
-        "s_per_step": round((result.wall_s - result.compile_s) / max(1, result.steps_run), 5),
-        "render_s": round(render_s, 2),
-        "params": count_params(result.state.params),
-        "image_size": [w, h],
-        "channels": int(image.shape[-1]),
-        "model": config.model.model,
-    }
-    best = np.nanmax(np.append(result.history.column("full_psnr"), metrics["psnr_unclipped"]))
-    metrics["warnings"] = [*notes, *collapse_warnings(metrics["psnr"], float(best), constant_baseline_psnr(image))]
+    metrics = _fit_metrics(config, image, recon, result, render_s, notes,
+                           ssim=round(ssim(np.clip(recon, 0, 1), image), 4), image_size=[w, h])
     for name, array in (("reconstruction", recon), ("render_2x", render_2x), ("render_4x", render_4x)):
         save_image(out / f"{name}.png", array)
     write_text(out / "history.csv", result.history.to_csv())
     history = result.history
     evaluated = ~np.isnan(history.column("full_psnr"))
-    tmp_fig = out / ".summary.tmp.png"
-    summary_figure(tmp_fig, image, recon, render_2x, render_4x, history.column("step"), history.column("loss"),
-                   history.column("step")[evaluated], history.column("full_psnr")[evaluated],
+    summary_figure(out / "summary.png", image, recon, render_2x, render_4x, history.column("step"),
+                   history.column("loss"), history.column("step")[evaluated], history.column("full_psnr")[evaluated],
                    title=f"{config.model.model}: {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}, "
                          f"{metrics['steps']} steps, {metrics['wall_s']:.0f} s")
-    shutil.move(tmp_fig, out / "summary.png")
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -386,25 +368,31 @@ def _write_signal_results(out: Path, config: FitConfig, signal: np.ndarray, resu
     t0 = time.perf_counter()
     recon = render_grid(result.model.apply, result.variables, signal.shape[:-1])
     render_s = time.perf_counter() - t0
+    metrics = _fit_metrics(config, signal, recon, result, render_s, notes, ssim=None,
+                           signal_shape=list(signal.shape[:-1]))
+    atomic_write(out / "reconstruction.npy", lambda tmp: np.save(tmp, recon))
+    write_text(out / "history.csv", result.history.to_csv())
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _fit_metrics(config: FitConfig, signal: np.ndarray, recon: np.ndarray, result: FitResult, render_s: float,
+                 notes: Sequence[str], **extra: Any) -> dict[str, Any]:
+    """``metrics.json`` of a finished fit: PSNR (of the clipped and raw reconstruction), steps, timings, size,
+    ``extra`` fields (SSIM, the signal's size) and the run's warnings (``notes`` plus a collapsed PSNR)."""
     metrics = {
         "psnr": round(float(psnr(np.clip(recon, 0, 1), signal)), 3),
         "psnr_unclipped": round(float(psnr(recon, signal)), 3),
-        "ssim": None,
         "steps": int(result.state.step),
         "wall_s": round(result.wall_s, 2),
         "compile_s": round(result.compile_s, 2),
         "s_per_step": round((result.wall_s - result.compile_s) / max(1, result.steps_run), 5),
         "render_s": round(render_s, 2),
         "params": count_params(result.state.params),
-        "signal_shape": list(signal.shape[:-1]),
         "channels": int(signal.shape[-1]),
         "model": config.model.model,
+        **extra,
     }
     best = np.nanmax(np.append(result.history.column("full_psnr"), metrics["psnr_unclipped"]))
     metrics["warnings"] = [*notes, *collapse_warnings(metrics["psnr"], float(best), constant_baseline_psnr(signal))]
-    tmp = out / ".reconstruction.tmp.npy"
-    np.save(tmp, recon)
-    os.replace(tmp, out / "reconstruction.npy")
-    write_text(out / "history.csv", result.history.to_csv())
-    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,6 +94,37 @@ def run_script(script: str, *args: Any, timeout: float = 240, env: dict | None =
     proc = subprocess.run([sys.executable, str(path), *map(str, args)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def interrupt_fit_image(args: Sequence[Any], sig: int, min_step: int, timeout: float = 120) -> tuple[int, str]:
+    """Starts ``experiments/fit_image.py ARGS`` (which must train for 1,000,000 steps with a progress bar), sends
+    it ``sig`` once the bar has counted ``min_step`` steps, and waits for it to exit.
+
+    Returns:
+      (returncode, stderr).
+    """
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
+    cmd = [sys.executable, str(REPO_ROOT / "experiments" / "fit_image.py"), *map(str, args)]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:  # wait until the progress bar counts steps
+            counts = [int(c) for c in re.findall(r"\|\s*(\d+)/1000000", "".join(chunks))]
+            if counts and max(counts) >= min_step:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "".join(chunks)
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=5)
+    return rc, "".join(chunks)
 
 
 def run_scripts(cases: Mapping[str, Sequence[Any]], timeout: float = 240, workers: int = 2,

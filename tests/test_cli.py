@@ -15,15 +15,11 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, run_script, run_scripts
+from conftest import interrupt_fit_image, run_script, run_scripts
 from PIL import Image
 
 from inr_utils.cli import OneLineArgumentParser, add_model_flags, add_training_flags, config_from_flags, scalar
@@ -193,29 +189,9 @@ def test_ctrl_c_saves_checkpoint_and_resumes(workdir, tiny_png):
     ``--checkpoint-every 0`` so that the only checkpoint is the one written on interruption.
     """
     out = workdir / "interrupted"
-    cmd = [sys.executable, str(REPO_ROOT / "experiments" / "fit_image.py"), "--image", str(tiny_png),
-           *[a for a in TINY if a != "--no-progress"], "--steps", "1000000", "--steps-per-call", "20",
-           "--checkpoint-every", "0", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    chunks: list[str] = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:  # wait until the progress bar counts steps
-            counts = [int(c) for c in re.findall(r"\|\s*(\d+)/1000000", "".join(chunks))]
-            if counts and max(counts) >= 100:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "".join(chunks)
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(timeout=5)
-    stderr = "".join(chunks)
+    rc, stderr = interrupt_fit_image(["--image", tiny_png, *[a for a in TINY if a != "--no-progress"], "--steps",
+                                      "1000000", "--steps-per-call", "20", "--checkpoint-every", "0", "--out", out],
+                                     signal.SIGINT, min_step=100)
     assert rc == 130, stderr
     assert "Traceback" not in stderr
     match = re.search(r"interrupted at step (\d+)", stderr)

@@ -12,14 +12,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 import warnings
 
 import jax
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, make_tiny_config, run_script
+from conftest import REPO_ROOT, interrupt_fit_image, make_tiny_config, run_script
 
 from inr_utils import engine
 from inr_utils.errors import InputError
@@ -102,29 +100,10 @@ def test_resume_with_more_steps_keeps_the_schedule_and_says_so(image, tmp_path, 
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path, tiny_png):
     """SIGTERM (what `timeout` and schedulers send) stops like Ctrl-C: a checkpoint, exit 130, --resume works."""
     out = tmp_path / "run"
-    cmd = [sys.executable, str(REPO_ROOT / "experiments" / "fit_image.py"), "--image", str(tiny_png), "--model",
-           "relu_pe", "--num-frequencies", "4", "--width", "16", "--depth", "1", "--max-size", "16", "--lr", "3e-3",
-           "--lr-schedule", "constant", "--steps", "1000000", "--steps-per-call", "20", "--checkpoint-every", "0",
-           "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    chunks: list[str] = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            counts = [int(c) for c in re.findall(r"\|\s*(\d+)/1000000", "".join(chunks))]
-            if counts and max(counts) >= 40:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "".join(chunks)
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(timeout=5)
-    stderr = "".join(chunks)
+    rc, stderr = interrupt_fit_image(
+        ["--image", tiny_png, "--model", "relu_pe", "--num-frequencies", "4", "--width", "16", "--depth", "1",
+         "--max-size", "16", "--lr", "3e-3", "--lr-schedule", "constant", "--steps", "1000000",
+         "--steps-per-call", "20", "--checkpoint-every", "0", "--out", out], signal.SIGTERM, min_step=40)
     assert rc == 130, stderr
     assert "Traceback" not in stderr
     step = int(re.search(r"interrupted at step (\d+)", stderr).group(1))
