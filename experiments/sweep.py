@@ -36,7 +36,7 @@ from inr_utils.cli import (
 from inr_utils.config import FitConfig
 from inr_utils.devices import use_cpu_cores
 from inr_utils.engine import SweepInterrupted
-from inr_utils.errors import InputError
+from inr_utils.errors import InputError, user_input
 from inr_utils.fitting import load_config_image, prepare_output_dir
 from inr_utils.images import load_image
 from inr_utils.model_axis import stack_images
@@ -121,9 +121,10 @@ def main() -> int:
                          *args.sweep):
         if values is not None:
             axes[name] = values
-    configs, labels = sweep_grid(config, **axes)
-    images, names = load_images(args, config)
-    check_sweep(configs, images if names is None else images[:1])  # refuse before anything is written
+    with user_input():  # bad sweep values and mismatched images are the user's to fix
+        configs, labels = sweep_grid(config, **axes)
+        images, names = load_images(args, config)
+        check_sweep(configs, images if names is None else images[:1])  # refuse before anything is written
     out = prepare_output_dir(args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep", config)
     count = len(configs) * (len(names) if names else 1)
     print(f"{count} models ({' x '.join(f'{len(v)} {k}' for k, v in axes.items()) or 'one configuration'}"

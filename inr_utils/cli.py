@@ -3,8 +3,10 @@ fields, the one config-from-flags helper, one-line errors and exit codes.
 
 A script builds its parser from :class:`OneLineArgumentParser` plus :func:`add_model_flags` /
 :func:`add_training_flags` (or a subset of their flags), turns the parsed flags into a config with
-:func:`config_from_flags` and runs its ``main`` under :func:`run_cli`, which prints any :class:`InputError` or
-``ValueError`` as one ``error: ...`` line on stderr and exits with :data:`EXIT_BAD_INPUT`.
+:func:`config_from_flags` and runs its ``main`` under :func:`run_cli`, which prints any :class:`InputError` as one
+``error: ...`` line on stderr and exits with :data:`EXIT_BAD_INPUT`. Code that checks user input with library
+validators raising ``ValueError`` runs under :func:`inr_utils.errors.user_input`, which turns those into
+``InputError``; any other ``ValueError`` is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from inr_utils.config import FitConfig, resolve_config
+from inr_utils.errors import InputError, user_input
 from inr_utils.optim import LR_SCHEDULES
 
 EXIT_BAD_INPUT = 2
@@ -44,13 +47,13 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def run_cli(main: Callable[[], int]) -> None:
-    """Runs ``main`` and exits with its return code. User-fixable problems (:class:`InputError`, and any
-    ``ValueError`` raised while checking input) become one ``error: ...`` line on stderr and exit code 2, without
-    a traceback; warnings are printed as one ``warning: ...`` line each."""
+    """Runs ``main`` and exits with its return code. User-fixable problems (:class:`InputError`, which
+    :func:`~inr_utils.errors.user_input` makes of validation errors) become one ``error: ...`` line on stderr and
+    exit code 2, without a traceback; warnings are printed as one ``warning: ...`` line each."""
     warnings.showwarning = _one_line_warning
     try:
         sys.exit(main())
-    except ValueError as err:  # InputError is a ValueError
+    except InputError as err:
         message = " ".join(str(err).split()) or type(err).__name__
         sys.stderr.write(f"error: {message}\n")
         sys.exit(EXIT_BAD_INPUT)
@@ -251,9 +254,13 @@ def config_from_flags(flags: argparse.Namespace | Mapping[str, Any], base: FitCo
       base: the config to start from (default: per ``resume``/``config``, else FitConfig's defaults).
 
     Raises:
-      InputError / ValueError: a bad value, naming the field (``run_cli`` prints it as one line, exit 2).
+      InputError: a bad value, naming the field (``run_cli`` prints it as one line, exit 2).
     """
-    values = dict(vars(flags) if isinstance(flags, argparse.Namespace) else flags)
+    with user_input():
+        return _config_from_flags(dict(vars(flags) if isinstance(flags, argparse.Namespace) else flags), base)
+
+
+def _config_from_flags(values: dict[str, Any], base: FitConfig | None) -> FitConfig:
     if base is None:
         if values.get("resume"):
             base = FitConfig.load(Path(values["resume"]) / "config.json")

@@ -21,7 +21,7 @@ from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, progre
 from inr_utils.config import TRAINING_PRESETS, FitConfig, resolve_config
 from inr_utils.devices import use_cpu_cores
 from inr_utils.engine import ChunkInfo, unstack_state
-from inr_utils.errors import InputError
+from inr_utils.errors import InputError, user_input
 from inr_utils.fitting import fit
 from inr_utils.images import IMAGE_KINDS, load_named_image
 from inr_utils.metrics import psnr, ssim
@@ -54,7 +54,8 @@ def experiment_config(preset: str, steps: int, size: int, batch_size: int | None
                 "checkpoint_every": 0}
     if steps_per_call is not None:
         training["steps_per_call"] = steps_per_call
-    return resolve_config(None, preset, training=training, model_settings=model_overrides)
+    with user_input():  # the values come from an experiment's flags
+        return resolve_config(None, preset, training=training, model_settings=model_overrides)
 
 
 def log_spaced_steps(total: int, chunk: int) -> list[int]:

@@ -426,3 +426,25 @@ def test_benchmarks_write_to_their_own_folder_unless_recording():
         assert f"--record update the recorded results benchmarks/results/{name[:-3]}.json" in text, text
     assert "--torch-peer" in results["classic_config.py"][1] and "--torch-peer" in results["time_to_psnr.py"][1]
     assert "--cifar" in results["many_fits.py"][1]
+
+
+def test_run_cli_reports_input_errors_and_keeps_bugs_loud(capsys):
+    from inr_utils.cli import EXIT_BAD_INPUT, run_cli
+    from inr_utils.errors import InputError, user_input
+
+    def bad_flag() -> int:
+        with user_input():  # a validator's ValueError while checking flags is the user's to fix
+            raise ValueError("unknown option 'widht'; valid: width")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(bad_flag)
+    assert exit_info.value.code == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == "error: unknown option 'widht'; valid: width\n"
+
+    def bug() -> int:
+        raise ValueError("shapes (3,) and (4,) do not match")  # not input checking: a bug, keeps its traceback
+
+    with pytest.raises(ValueError, match="do not match"):
+        run_cli(bug)
+    with pytest.raises(SystemExit):
+        run_cli(lambda: (_ for _ in ()).throw(InputError("missing file x.png")))
