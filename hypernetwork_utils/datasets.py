@@ -112,8 +112,10 @@ class ImageSet:
         return int(self.images.shape[3])
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageSet:
-        """The images at ``indices`` (int ``(K,)``, in that order; repeats allowed), same class names/source."""
-        indices = np.asarray(indices, np.int64).reshape(-1)
+        """The images at ``indices`` (int ``(K,)``, in that order, repeats allowed; or a boolean mask ``(N,)``),
+        with the same class names and source."""
+        indices = np.asarray(indices)
+        indices = np.flatnonzero(indices) if indices.dtype == bool else indices.astype(np.int64).reshape(-1)
         return ImageSet(self.images[indices], self.labels[indices], self.class_names, self.source)
 
     def as_float(self) -> np.ndarray:
@@ -494,6 +496,9 @@ def load_images(spec: str | Path, size: int | Sequence[int] | None = None, split
     if not path.exists():
         raise InputError(f"data '{text}' is neither 'lfw', 'lfw:N' nor an existing folder or file; pass a CIFAR-10 "
                          "folder (cifar-10-batches-py), a folder of images, or lfw")
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"data '{text}' is one image; pass the folder of images holding it ('{path.parent}'), a "
+                         "CIFAR-10 folder, or lfw")
     if path.is_file() or cifar10_folder(path) is not None:
         data = load_cifar10(path, split)
         images = resize_images(data.images, data.image_size if size is None else size, channels)

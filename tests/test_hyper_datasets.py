@@ -61,6 +61,7 @@ def test_image_set_basics():
     sub = data.subset([3, 1])
     assert np.array_equal(sub.images, images[[3, 1]]) and sub.labels.tolist() == [1, 1]
     assert sub.class_names == ("a", "b") and sub.source == "test"
+    assert data.subset(np.array([True, False, False, True])).labels.tolist() == [0, 1]
     floats = data.as_float()
     assert floats.dtype == np.float32 and floats.shape == images.shape
     assert floats[3, 1, 2, 0] == pytest.approx(23 / 255)
@@ -246,8 +247,11 @@ def test_load_images_specs(tmp_path, cifar_layout):
     assert load_images(images).images.shape == (1, 32, 32, 3)
     with pytest.raises(InputError, match="neither 'lfw'"):
         load_images(tmp_path / "nowhere")
-    with pytest.raises(InputError, match="p.png"):  # one file that is not a CIFAR-10 batch
+    with pytest.raises(InputError, match="is one image"):
         load_images(images / "p.png")
+    (images / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="notes.txt"):  # a file that is not a CIFAR-10 batch
+        load_images(images / "notes.txt")
 
 
 # ------------------------------------------------------------------------------------------ splits and batches
