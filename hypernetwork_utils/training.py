@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from hypernetwork_utils.distributed import batch_sharding, global_batch, replicate, replicated
 from inr_utils.engine import ChunkInfo, SweepInterrupted, train_many
 from inr_utils.grids import grid
 from inr_utils.metrics import psnr_from_mse
@@ -45,7 +46,6 @@ from inr_utils.training import (
     split_variables,
     tree_all_finite,
 )
-from hypernetwork_utils.distributed import batch_sharding, global_batch, replicate, replicated
 
 __all__ = ["HyperTrainingSettings", "image_coords", "build_hyper_optimizer", "init_hyper_state",
            "make_hyper_train_step", "make_hyper_chunk", "make_hyper_program", "train_hypernetwork",

@@ -233,8 +233,8 @@ class EngineResult:
     wall_s: float
 
 
-def train_many(state: TrainState, data: PixelData | Callable[[int, int], Any], keys: jax.Array, train_step: Callable, sampler: Callable,
-               total_steps: int, data_axes: PixelData, mesh: Mesh | None, steps_per_call: int = 100,
+def train_many(state: TrainState, data: PixelData | Callable[[int, int], Any], keys: jax.Array, train_step: Callable,
+               sampler: Callable, total_steps: int, data_axes: PixelData, mesh: Mesh | None, steps_per_call: int = 100,
                callbacks: Sequence[Callback] = (), models_per_block: int | None = None,
                make_chunk: Callable[[int], Callable] | None = None,
                compiled_chunks: Mapping[int, Any] | None = None,

@@ -69,7 +69,6 @@ def make_chunks(images: np.ndarray, batch: int, process_index: int = 0, process_
 
 def train(steps: int, mesh=None, steps_per_call: int = 2, jitter: float = 0.01, checkpoint: str | None = None):
     """Trains :class:`TinyHyper` for ``steps`` steps on this process's share; returns (state, losses)."""
-    from inr_utils.callbacks import History
     from hypernetwork_utils.training import (
         HyperTrainingSettings,
         build_hyper_optimizer,
@@ -77,6 +76,7 @@ def train(steps: int, mesh=None, steps_per_call: int = 2, jitter: float = 0.01, 
         make_hyper_train_step,
         train_hypernetwork,
     )
+    from inr_utils.callbacks import History
 
     settings = HyperTrainingSettings(batch_size=BATCH, lr=3e-3, warmup_epochs=1, steps=steps, jitter=jitter)
     model = TinyHyper()
