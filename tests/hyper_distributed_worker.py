@@ -7,6 +7,9 @@ run as a script for the sharded ones:
     python tests/hyper_distributed_worker.py OUT.npz --coordinator localhost:PORT --num-processes 2 \
         --process-id I --local-devices 2                                   # one process of a multi-process run
 
+    python tests/hyper_distributed_worker.py --run-script ARGS...          # train_hypernetwork.py ARGS with
+                                                                           # the stand-in registered as "tiny"
+
 Process 0 writes OUT.npz: ``loss`` (per step) and the final parameters (``param/<path>``); with ``--checkpoint
 DIR`` every process also saves the final state there and restores it (the multi-host checkpoint path).
 """
@@ -14,6 +17,7 @@ DIR`` every process also saves the final state there and restores it (the multi-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import flax.linen as nn
@@ -41,6 +45,35 @@ class TinyHyper(nn.Module):
         hidden = jnp.sin(3.0 * nn.Dense(self.width, name="first")(coords)) * (1.0 + code[:, None, :])
         hidden = nn.relu(nn.Dense(self.width, name="hidden")(hidden))
         return nn.Dense(self.channels, name="out")(hidden)
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyOptions:
+    """Options of the stand-in as a registry entry (``--model tiny``, ``--set width=N``)."""
+
+    width: int = 16
+
+    def validate(self, config) -> None:
+        if self.width <= 0:
+            raise ValueError(f"width must be positive, got {self.width}")
+
+    def build(self, config) -> TinyHyper:
+        return TinyHyper(width=self.width, channels=config.channels)
+
+
+def run_script(argv: list[str]) -> None:
+    """Runs ``experiments/train_hypernetwork.py argv`` (as ``__main__``) with the stand-in registered as ``tiny``:
+    the script end to end without depending on the real architectures."""
+    import runpy
+    from pathlib import Path
+
+    from model_components.hypernetworks import HYPERNETWORKS
+
+    if "tiny" not in HYPERNETWORKS:
+        HYPERNETWORKS.register("tiny")(TinyOptions)
+    script = Path(__file__).resolve().parent.parent / "experiments" / "train_hypernetwork.py"
+    sys.argv = [str(script), *argv]
+    runpy.run_path(str(script), run_name="__main__")
 
 
 def dataset() -> np.ndarray:
@@ -128,4 +161,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--run-script"]:
+        run_script(sys.argv[2:])
     sys.exit(main())

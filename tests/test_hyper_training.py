@@ -4,6 +4,12 @@ its steps, a resumed run equals an uninterrupted one; settings and presets."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -21,8 +27,10 @@ from hypernetwork_utils.training import (
     train_hypernetwork,
 )
 from inr_utils.callbacks import History
-from inr_utils.checkpoints import restore_checkpoint, save_checkpoint
+from inr_utils.checkpoints import load_config, restore_checkpoint, save_checkpoint
 from inr_utils.training import DivergenceError, merge_variables
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +140,86 @@ def test_settings_presets_and_schedule():
     assert (s.total_steps(100), s.warmup_steps(100)) == (1000, 500)
     lrs = np.asarray([float(relative_lr(c, 1000, "cosine", 0.0, 500)) for c in (0, 250, 500, 750, 1000)])
     np.testing.assert_allclose(lrs, [0, 0.5, 1, 0.5, 0], atol=1e-6)
+
+
+# ------------------------------------------------------------------ experiments/train_hypernetwork.py end to end
+
+WORKER = Path(__file__).with_name("hyper_distributed_worker.py")
+TINY_RUN = ["--model", "tiny", "--data", "lfw:40", "--image-size", "16", "--steps", "20", "--batch-size", "8",
+            "--val-count", "8", "--steps-per-call", "5", "--checkpoint-every", "10", "--eval-every", "10",
+            "--no-progress"]
+
+
+def _script(*args) -> tuple[int, str, str]:
+    """``train_hypernetwork.py ARGS`` in a subprocess, with the stand-in hypernetwork registered as ``tiny``."""
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, str(WORKER), "--run-script", *map(str, args)], capture_output=True,
+                          text=True, timeout=240, env=env, cwd=REPO_ROOT)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def script_runs(tmp_path_factory):
+    """A tiny run on 40 LFW faces, then a copy of it rolled back to its step-10 checkpoint and resumed, and the
+    bad-input cases; two subprocesses at a time."""
+    tmp = tmp_path_factory.mktemp("script")
+    (tmp / "a_file").write_text("x")
+    bad = {"unknown model": ["--model", "nope", "--data", "lfw:40", "--out", tmp / "b1"],
+           "unknown option": [*TINY_RUN, "--set", "depth=3", "--out", tmp / "b2"],
+           "missing data": ["--model", "tiny", "--data", tmp / "missing", "--out", tmp / "b3"],
+           "bad flag": ["--model", "tiny", "--data", "lfw", "--epochs", "many"],
+           "unwritable out": [*TINY_RUN, "--out", tmp / "a_file"]}
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(_script, *TINY_RUN, "--out", tmp / "run")
+        bad_results = {name: pool.submit(_script, *args) for name, args in bad.items()}
+        results = {"run": first.result(), **{name: f.result() for name, f in bad_results.items()}}
+    assert results["run"][0] == 0, results["run"][2][-3000:]
+    shutil.copytree(tmp / "run", tmp / "resumed")
+    shutil.rmtree(tmp / "resumed" / "checkpoints" / "20")
+    results["resume"] = _script("--resume", tmp / "resumed", "--no-progress")
+    return tmp, results
+
+
+def test_script_writes_the_run_folder(script_runs):
+    tmp, results = script_runs
+    run = tmp / "run"
+    for name in ("config.json", "history.csv", "metrics.json", "reconstructions.png"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["hypernetwork"]["architecture"] == "tiny"
+    assert config["hypernetwork"]["image_size"] == [16, 16] and config["hypernetwork"]["channels"] == 1
+    assert config["training"]["steps"] == 20 and config["training"]["jitter"] == 0.01
+    assert config["data"]["path"] == "lfw:40" and config["data"]["val_count"] == 8
+    assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == [10, 20]
+    assert load_config(run / "checkpoints") == config
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics == json.loads(results["run"][1].strip().splitlines()[-1])
+    assert metrics["steps"] == 20 and metrics["val_count"] == 8 and 5 < metrics["val_psnr"] < 60
+    history = History.from_csv(run / "history.csv")
+    assert history.steps.tolist() == list(range(1, 21)) and history.eval_steps.tolist() == [10, 20]
+    assert history.full_psnr[-1, 0] == pytest.approx(metrics["val_psnr"], abs=1e-3)
+
+
+def test_resume_continues_exactly(script_runs):
+    tmp, results = script_runs
+    rc, _, err = results["resume"]
+    assert rc == 0, err[-3000:]
+    assert "resumed from step 10" in err
+    straight = History.from_csv(tmp / "run" / "history.csv")
+    resumed = History.from_csv(tmp / "resumed" / "history.csv")
+    assert resumed.steps.tolist() == list(range(1, 21))
+    np.testing.assert_allclose(resumed.loss, straight.loss, rtol=1e-5)
+    a, b = (json.loads((tmp / name / "metrics.json").read_text()) for name in ("run", "resumed"))
+    assert b["steps"] == 20 and b["steps_run"] == 10
+    assert b["val_psnr"] == pytest.approx(a["val_psnr"], abs=1e-3)
+
+
+@pytest.mark.parametrize("case", ["unknown model", "unknown option", "missing data", "bad flag", "unwritable out"])
+def test_bad_input_is_one_line_exit_2(script_runs, case):
+    tmp, results = script_runs
+    rc, out, err = results[case]
+    assert rc == 2, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and "error" in lines[0], err
+    assert not (tmp / f"b{list(results).index(case)}" / "config.json").exists()
