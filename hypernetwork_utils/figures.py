@@ -72,7 +72,7 @@ def embedding_figure(path: str | Path, embedding: np.ndarray, labels: np.ndarray
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     for k in np.unique(labels):
-        name = class_names[k] if 0 <= k < len(class_names) else str(k)
+        name = class_names[k] if 0 <= k < len(class_names) else "no class" if k < 0 else str(k)
         mask = labels == k
         ax.scatter(embedding[mask, 0], embedding[mask, 1], s=10, color=cmap(int(k) % cmap.N), label=name)
     pcs = [f"PC{i + 1}" + (f" ({100 * explained[i]:.0f} % of variance)" if i < len(explained) else "")

@@ -210,11 +210,14 @@ def summary_table(results: dict[str, Any]) -> str:
              "std": results[key]["std"], "p5": results[key]["p5"], "p95": results[key]["p95"]}
             for name, key in (("PSNR (dB)", "psnr"), ("SSIM", "ssim"))]
     jitter = results["jitter"]
-    rows += [{"measure": f"PSNR (dB), query jitter sigma {sigma:g}", "mean": mean, "median": median}
-             for sigma, mean, median in zip(jitter["sigma"], jitter["psnr_mean"], jitter["psnr_median"], strict=True)]
+    jitter_rows = [{"query jitter sigma": sigma, "mean PSNR (dB)": mean, "median PSNR (dB)": median}
+                   for sigma, mean, median in zip(jitter["sigma"], jitter["psnr_mean"], jitter["psnr_median"],
+                                                  strict=True)]
     speed = results["speed"]
     table = to_markdown(rows, ["measure", "mean", "median", "std", "p5", "p95"],
                         formats={c: "{:.4g}" for c in ("mean", "median", "std", "p5", "p95")})
+    table += "\n" + to_markdown(jitter_rows, formats={"query jitter sigma": "{:g}", "mean PSNR (dB)": "{:.4g}",
+                                                      "median PSNR (dB)": "{:.4g}"})
     return (f"{results['architecture']} at step {results['step']}, {results['images']} held-out images of "
             f"{results['image_size'][0]}x{results['image_size'][1]}\n{table}"
             f"INR evaluation of {speed['images']} images ({speed['points']} points each): vmapped "

@@ -315,11 +315,14 @@ def test_render_script_renders_a_checkpoint_of_an_older_optimizer_layout(tmp_pat
     np.testing.assert_allclose(image[..., :3], expected, atol=1 / 255 + 1e-6)
 
 
+EVALUATE = ("-c", "import runpy, sys; sys.path.insert(0, 'tests'); import test_hyper_evaluation as t; t.register(); "
+            "sys.argv = sys.argv[1:]; runpy.run_path('experiments/evaluate_hypernetwork.py', run_name='__main__')",
+            "experiments/evaluate_hypernetwork.py")
+
+
 def _evaluate(*args) -> subprocess.CompletedProcess:
     """evaluate_hypernetwork.py in a Python that registered the stand-in hypernetwork first."""
-    code = ("import runpy, sys; sys.path.insert(0, 'tests'); import test_hyper_evaluation as t; t.register(); "
-            "sys.argv = sys.argv[1:]; runpy.run_path('experiments/evaluate_hypernetwork.py', run_name='__main__')")
-    return _script("-c", code, "experiments/evaluate_hypernetwork.py", *args, timeout=300)
+    return _script(*EVALUATE, *args, timeout=300)
 
 
 def test_evaluate_script_end_to_end_and_bad_input(tmp_path):
@@ -343,10 +346,16 @@ def test_evaluate_script_end_to_end_and_bad_input(tmp_path):
     np.testing.assert_allclose(results["psnr"]["mean"], ev.psnr_per_image(recon, ev.as_images(val.images)).mean(),
                                atol=1e-3)
 
-    for args, words in (((tmp_path / "no_run",), "does not exist"), ((run, "--data", tmp_path / "no_data"), "no_data"),
-                        ((run, "--count", "0"), "count")):
-        result = _evaluate(*args)
-        assert result.returncode == 2, result.stderr
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and "error" in lines[0] and words in lines[0], result.stderr
-        assert "Traceback" not in result.stderr
+    cases = (((tmp_path / "no_run",), "does not exist"), ((run, "--data", tmp_path / "no_data"), "no_data"),
+             ((run, "--count", "0"), "--count"), ((run, "--step", "7"), "no checkpoint of step 7"),
+             ((run, "--out", tmp_path / "a_file" / "x"), "cannot create"))
+    (tmp_path / "a_file").write_text("x")
+    started = [subprocess.Popen([sys.executable, *map(str, (*EVALUATE, *args))], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for args, _ in cases]  # together: faster
+    for process, (_, words) in zip(started, cases, strict=True):
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 2, stderr
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], stderr
+        assert "Traceback" not in stderr and stdout == ""
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # nothing added or removed
