@@ -108,7 +108,7 @@ def main() -> int:
         run_dir.append(folder)
         print(f"writing to {folder}", file=sys.stderr, flush=True)
 
-    from hypernetwork_utils.runs import run_training
+    from hypernetwork_utils.training_run import run_training
 
     try:
         metrics = run_training(args.model, args.data, settings, dict(args.set), args.resume or args.out,

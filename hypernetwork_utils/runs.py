@@ -1,20 +1,12 @@
-"""A hypernetwork training run and its folder: what ``experiments/train_hypernetwork.py`` calls.
+"""A hypernetwork training run folder, read back: the model and its trained variables (:func:`load_run`), the
+held-out images it was validated on (:func:`held_out_images`), and the full evaluation of
+``experiments/evaluate_hypernetwork.py`` (:func:`evaluate_run`).
 
-:func:`run_training` loads the images, splits off the held-out ones, trains (:func:`train_hypernetwork`, data
-parallel over every device of every process), and writes the run folder:
+Run-folder layout (written by ``experiments/train_hypernetwork.py``)::
 
-| file | what |
-|---|---|
-| ``config.json`` | ``{"hypernetwork": HyperConfig dict, "training": HyperTrainingSettings dict, "data": {...}}`` |
-| ``checkpoints/`` | Orbax checkpoints of the :class:`~inr_utils.training.TrainState` (params = the hypernetwork's) |
-| ``history.csv`` | per step: loss, batch PSNR; held-out PSNR (``full_psnr``) where evaluated; seconds |
-| ``metrics.json`` | final numbers: held-out PSNR, steps, epochs, images/s, parameter count, devices |
-| ``reconstructions.png`` | held-out images (top row) above their reconstructions by the hypernetwork's INRs |
-| ``tensorboard/`` | the scalars of ``history.csv``, when ``tensorboardX`` is installed |
-
-With several processes, every process calls :func:`run_training` with the same arguments; all of them write the
-checkpoints together (Orbax's multi-host save: the folder must be on a file system every host sees), process 0
-alone writes the other files.
+    RUN/config.json    {"hypernetwork": HyperConfig.to_dict(), "training": {...},
+                        "data": {"path": str, "val_count": int, "seed": int, "image_size": [H, W], ...}}
+    RUN/checkpoints/   Orbax checkpoints of TrainState(step, params, constants, opt_state) plus the same config
 """
 
 from __future__ import annotations
@@ -26,321 +18,208 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
-from hypernetwork_utils.datasets import Batches, ImageSet, load_images, train_val_split
-from hypernetwork_utils.distributed import data_mesh, is_main_process, local_rows
-from hypernetwork_utils.training import (
-    HyperTrainingSettings,
-    build_hyper_optimizer,
-    init_hyper_state,
-    make_hyper_evaluator,
-    make_hyper_train_step,
-    train_hypernetwork,
-)
-from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar
-from inr_utils.checkpoints import latest_step, restore_checkpoint, save_checkpoint
-from inr_utils.engine import ChunkInfo
+from hypernetwork_utils import evaluation as ev
+from inr_utils.checkpoints import restore_params
 from inr_utils.errors import InputError
 from inr_utils.files import write_text
-from inr_utils.fitting import prepare_output_dir
-from inr_utils.metrics import psnr
-from inr_utils.plots import image_grid
-from inr_utils.training import DivergenceError, TrainingInterrupted, merge_variables
-from model_components.hypernetworks import HyperConfig, build_hypernetwork, hyper_config
-from model_components.inrs import count_params
+from inr_utils.tables import to_markdown
+from model_components.hypernetworks import HyperConfig, build_hypernetwork
 
-__all__ = ["run_training", "HeldOutPSNR", "ImagesProgressBar", "TensorBoardScalars", "FIGURE_IMAGES",
-           "run_config", "resume_settings"]
-
-#: Held-out images shown in ``reconstructions.png``.
-FIGURE_IMAGES = 8
+__all__ = ["evaluate_run", "held_out_images", "load_run", "summary_table"]
 
 
-class HeldOutPSNR:
-    """Callback: the mean PSNR (dB) of the held-out images reconstructed from the current parameters, every
-    ``every`` steps and at the last step, stored as ``info.extra["full_psnr"]`` (so :class:`History` records it
-    and the progress bar shows it). Runs on this process's default device (host copy of the replicated params)."""
-
-    def __init__(self, reconstruct: Callable[[Any, np.ndarray], np.ndarray], images: np.ndarray, every: int):
-        self.reconstruct, self.images, self.every = reconstruct, images, every
-
-    def __call__(self, info: ChunkInfo) -> None:
-        previous = info.step - len(info.metrics["loss"])
-        due = self.every > 0 and info.step // self.every > previous // self.every
-        if (due or info.step == info.total_steps) and len(self.images):
-            state = jax.device_get(info.state)
-            recon = self.reconstruct(merge_variables(state.params, state.constants), self.images)
-            info.extra["full_psnr"] = mean_psnr(recon, self.images)
-
-
-def mean_psnr(recon: np.ndarray, images: np.ndarray) -> float:
-    """Mean over images of each image's PSNR (dB, data range 1) of ``recon`` clipped to [0, 1]."""
-    return float(np.mean([float(psnr(np.clip(r, 0, 1), i)) for r, i in zip(recon, images, strict=True)]))
-
-
-class ImagesProgressBar(ProgressBar):
-    """:class:`inr_utils.callbacks.ProgressBar` that also shows the training speed in images per second (over the
-    last chunk, so compilation does not count)."""
-
-    def __init__(self, total_steps: int, initial_step: int, batch_size: int, disable: bool = False):
-        super().__init__(total_steps, initial_step, disable, desc="training")
-        self.batch_size = batch_size
-        self._last: float | None = None
-
-    def __call__(self, info: ChunkInfo) -> None:
-        now = time.perf_counter()
-        if self._last is not None:
-            rate = len(info.metrics["loss"]) * self.batch_size / max(now - self._last, 1e-9)
-            info.extra["images_per_s"] = rate
-        self._last = now
-        super().__call__(info)
-        if "images_per_s" in info.extra:
-            self.bar.set_postfix_str(f"{self.bar.postfix}, img/s={info.extra['images_per_s']:.0f}")
-
-
-class TensorBoardScalars:
-    """Callback writing the loss, batch PSNR and held-out PSNR to TensorBoard event files (``tensorboardX``);
-    :meth:`create` returns ``None`` when tensorboardX is not installed (it is optional)."""
-
-    def __init__(self, writer: Any):
-        self.writer = writer
-
-    @classmethod
-    def create(cls, folder: Path) -> TensorBoardScalars | None:
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            return None
-        return cls(SummaryWriter(str(folder)))
-
-    def __call__(self, info: ChunkInfo) -> None:
-        loss, batch_psnr = np.ravel(info.metrics["loss"]), np.ravel(info.metrics["psnr"])
-        first = info.step - len(loss) + 1
-        for i, (value, p) in enumerate(zip(loss, batch_psnr, strict=True)):
-            self.writer.add_scalar("train/loss", float(value), first + i)
-            self.writer.add_scalar("train/psnr", float(p), first + i)
-        if "full_psnr" in info.extra:
-            self.writer.add_scalar("val/psnr", float(info.extra["full_psnr"]), info.step)
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def run_config(hyper: HyperConfig, settings: HyperTrainingSettings, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's ``config.json`` (and checkpoint config): ``{"hypernetwork", "training", "data"}``."""
-    return {"hypernetwork": hyper.to_dict(), "training": settings.to_dict(), "data": dict(data)}
-
-
-#: Training settings a resumed run may change: its length (the schedule keeps its planned horizon).
-RESUMABLE = ("epochs", "steps")
-
-
-def resume_settings(saved: Mapping[str, Any], overrides: Mapping[str, Any]) -> HyperTrainingSettings:
-    """The saved settings of a run with ``overrides`` of :data:`RESUMABLE` only.
-
-    Raises:
-      InputError: an override of another setting (it would change the data, the batches or the program).
-    """
-    settings = dict(saved)
-    changed = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE and settings.get(k) != v)
-    if changed:
-        raise InputError(f"--resume cannot change {', '.join(changed)} of the run; drop those flags (only --epochs "
-                         "or --steps may extend it)")
-    if overrides.get("steps") is not None:
-        settings["steps"] = overrides["steps"]
-    elif overrides.get("epochs") is not None:
-        settings.update(epochs=overrides["epochs"], steps=None)
-    return HyperTrainingSettings.from_dict(settings)
-
-
-def _log(line: str) -> None:
-    if is_main_process():
-        print(line, file=sys.stderr, flush=True)
-
-
-def _load(data: str, image_size: Any, val_count: int, seed: int, channels: int | None = None,
-          ) -> tuple[ImageSet, ImageSet]:
-    images = load_images(data, size=image_size, channels=channels)
-    return train_val_split(images, val_count=val_count, seed=seed)
-
-
-def run_training(model: str | None, data: str | None, settings: HyperTrainingSettings | None = None,
-                 options: Mapping[str, Any] | None = None, out: str | Path | None = None, resume: bool = False,
-                 image_size: int | None = None, progress: bool = True,
-                 announce: Callable[[Path], None] | None = None,
-                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Trains a hypernetwork on the images ``data`` names and writes the run folder; returns the metrics dict.
+def load_run(run_dir: str | Path, step: int | None = None) -> tuple[Any, HyperConfig, dict[str, Any], dict[str, Any]]:
+    """The hypernetwork of a training run with its trained variables.
 
     Args:
-      model: a :data:`model_components.hypernetworks.HYPERNETWORKS` name (new runs; ignored on resume).
-      data: what :func:`hypernetwork_utils.datasets.load_images` takes: a CIFAR-10 folder, a folder of images,
-        ``lfw``; on resume ``None`` (the run's own) or the same.
-      settings: the training settings (new runs; default :class:`HyperTrainingSettings`).
-      options: the architecture's options (``--set``); ``image_size`` and ``channels`` come from the data.
-      out: the run folder (new or empty; default ``runs/<time>-hyper-<model>``), or the folder to resume.
-      resume: continue the run in ``out`` from its newest intact checkpoint; its config decides everything but
-        the length, which ``overrides`` (``epochs`` / ``steps``) may extend.
-      image_size: side of the images in pixels (default: the data's own; folders and LFW: 32).
-      progress: show the progress bar (process 0).
-      announce: called with the run folder once every input has been checked.
-      overrides: on resume, settings given again (only ``epochs`` / ``steps`` may differ from the saved ones).
+      run_dir: a run folder written by ``train_hypernetwork.py`` (``config.json`` and ``checkpoints/``).
+      step: the checkpoint to load (default: the newest intact one).
+
+    Returns:
+      ``(model, hyper_config, variables, config)``: the module, its :class:`HyperConfig`, the variables for
+      ``model.apply`` (``{"params": ..., **constants}``), and the run's whole config dict (``config.json``).
+      Only the model's variables are read from the checkpoint (:func:`inr_utils.checkpoints.restore_params`),
+      not the optimizer state, so runs of older optimizer layouts load too.
 
     Raises:
-      InputError / ValueError: bad data, model, option, setting or folder (before anything is written).
-      DivergenceError: the loss became NaN/inf; the last good state is checkpointed first.
-      TrainingInterrupted: Ctrl-C or SIGTERM; the state of the last complete chunk is checkpointed first.
+      InputError: the folder, its config or its checkpoints are missing, unreadable or of another kind.
     """
-    if resume:
-        if out is None:
-            raise InputError("--resume needs the run folder to continue")
-        out = Path(out)
-        if not (out / "config.json").is_file():
-            raise InputError(f"'{out}' is not a hypernetwork run folder (no config.json); pass the --out of an "
-                             "earlier train_hypernetwork.py run")
-        saved = json.loads((out / "config.json").read_text())
-        try:
-            hyper = HyperConfig.from_dict(saved["hypernetwork"])
-            settings = resume_settings(saved["training"], overrides or {})
-            data_info = saved["data"]
-        except KeyError as err:
-            raise InputError(f"'{out}/config.json' lacks {err}; it was not written by train_hypernetwork.py") from None
-        data = data_info["path"] if data is None else data
-        if data != data_info["path"]:
-            raise InputError(f"--resume continues on the run's own data '{data_info['path']}'; pass --data "
-                             f"{data_info['path']}")
-        train_set, val_set = _load(data, tuple(data_info["image_size"]), data_info["val_count"], data_info["seed"],
-                                   data_info.get("channels"))
-    else:
-        settings = (settings or HyperTrainingSettings()).validate()
-        if model is None or data is None:
-            raise InputError("a new run needs --model and --data (or --resume RUN_DIR to continue one)")
-        train_set, val_set = _load(data, image_size, settings.val_count, settings.seed)
-        hyper = hyper_config(model, **{**(options or {}), "image_size": list(train_set.image_size),
-                                       "channels": train_set.channels})
-        data_info = {"path": str(data), "val_count": settings.val_count, "seed": settings.seed,
-                     "image_size": list(train_set.image_size), "channels": train_set.channels,
-                     "train_count": len(train_set), "source": train_set.source}
-    config = run_config(hyper, settings, data_info)
+    model, hyper_config, variables, config, _ = _load_run(run_dir, step)
+    return model, hyper_config, variables, config
 
-    mesh = data_mesh()
-    local_rows(settings.batch_size, mesh)
-    batches = Batches(train_set, settings.batch_size, settings.seed, jax.process_index(), jax.process_count())
-    total = settings.total_steps(batches.steps_per_epoch)
-    module = build_hypernetwork(hyper)
-    optimizer = build_hyper_optimizer(settings, batches.steps_per_epoch)
-    h, w = hyper.image_size
-    root = jax.random.key(settings.seed)
-    state = init_hyper_state(module, optimizer, jax.random.fold_in(root, 0), (h, w, hyper.channels), mesh)
 
-    if out is None:
-        out = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-hyper-{hyper.architecture}"
-    out = prepare_output_dir(out, None, resume)  # every process checks the folder before any of them writes
-    ckpt_dir = out / "checkpoints"
-    history = History()
-    if resume:
-        if latest_step(ckpt_dir) is None:
-            raise InputError(f"'{out}' has no checkpoint to resume from; start a new run instead")
-        state = restore_checkpoint(ckpt_dir, state)
-        step = int(np.asarray(jax.device_get(state.step)))
-        if step >= total:
-            raise InputError(f"the run in '{out}' already has {step} steps; pass --steps (or --epochs) beyond that")
-        if (out / "history.csv").exists():
-            history = History.from_csv(out / "history.csv", step)
-    _sync("hyper-run-checked")
-    if announce is not None and is_main_process():
-        announce(out)
-    first = int(np.asarray(jax.device_get(state.step)))
-    if resume:
-        _log(f"resumed from step {first} of {out}; training to step {total}")
-    _log(f"{hyper.architecture}: {count_params(state.params):,} parameters; {len(train_set)} training and "
-         f"{len(val_set)} held-out images of {h}x{w}x{hyper.channels}; {total} steps "
-         f"({total / batches.steps_per_epoch:.2f} epochs of {batches.steps_per_epoch}); "
-         f"{len(jax.devices())} device(s), {jax.process_count()} process(es)")
-    if is_main_process():
-        write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
-
-    val_images = val_set.as_float()
-    reconstruct = make_hyper_evaluator(module, (h, w))
-    checkpoint = PeriodicCheckpoint(ckpt_dir, config, settings.checkpoint_every)  # every process: Orbax's save
-    callbacks: list[Callable[[ChunkInfo], None]] = []
-    bar, board = None, None
-    if is_main_process():
-        bar = ImagesProgressBar(total, first, settings.batch_size, disable=not progress)
-        board = TensorBoardScalars.create(out / "tensorboard")
-        callbacks = [HeldOutPSNR(reconstruct, val_images, settings.eval_every), history, bar,
-                     *([board] if board else [])]
-    callbacks.append(checkpoint)
-    key = jax.random.fold_in(root, 1)
-    step_fn = make_hyper_train_step(module.apply, optimizer, (h, w), settings.jitter)
+def _load_run(run_dir: str | Path, step: int | None) -> tuple[Any, HyperConfig, dict[str, Any], dict[str, Any], int]:
+    """:func:`load_run` plus the step restored (an older one when the newest checkpoint is damaged)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputError(f"run folder '{run}' does not exist; pass a folder written by train_hypernetwork.py")
+    path = run / "config.json"
     try:
-        result = train_hypernetwork(state, batches.chunk, key, step_fn, total, mesh, settings.steps_per_call,
-                                    callbacks)
-    except (DivergenceError, TrainingInterrupted) as err:
-        if checkpoint.last_saved != int(np.asarray(jax.device_get(err.state.step))):
-            save_checkpoint(ckpt_dir, err.state, config)
-        if is_main_process():
-            write_text(out / "history.csv", history.to_csv())
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        if board is not None:
-            board.close()
-    final_step = int(np.asarray(jax.device_get(result.state.step)))
-    if checkpoint.last_saved != final_step:
-        save_checkpoint(ckpt_dir, result.state, config)
-    metrics = {}
-    if is_main_process():
-        metrics = _write_results(out, hyper, settings, result, history, reconstruct, val_images,
-                                 batches.steps_per_epoch)
-    _sync("hyper-run-written")
-    return metrics
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"'{run}' has no config.json; pass a run folder written by train_hypernetwork.py") from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read '{path}' ({type(err).__name__}: {err}); restore it from a copy") from None
+    if not isinstance(config, dict) or not isinstance(config.get("hypernetwork"), dict):
+        raise InputError(f"'{path}' has no \"hypernetwork\" section; it is not the config of a hypernetwork run "
+                         "(written by train_hypernetwork.py)")
+    try:
+        hyper_config = HyperConfig.from_dict(config["hypernetwork"])
+    except (ValueError, TypeError, KeyError) as err:
+        raise InputError(f"the hypernetwork config in '{path}' is invalid ({' '.join(str(err).split())})") from None
+    if not (run / "checkpoints").is_dir():
+        raise InputError(f"'{run}' has no checkpoints/ folder; the run saved no checkpoint yet")
+    params, constants, restored = restore_params(run / "checkpoints", step, with_step=True)
+    return build_hypernetwork(hyper_config), hyper_config, {"params": params, **constants}, config, restored
 
 
-def _sync(name: str) -> None:
-    """A barrier of every process (nothing with one process)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+def held_out_images(config: Mapping[str, Any], data: str | None = None, count: int | None = None) -> Any:
+    """The validation images of a run: the data of ``config["data"]`` (or ``data``: a folder, CIFAR-10 folder or
+    ``lfw``) loaded at the run's image size, split as training split it (same ``val_count`` and ``seed``).
 
-        multihost_utils.sync_global_devices(name)
+    Returns:
+      The validation :class:`hypernetwork_utils.datasets.ImageSet` (its first ``count`` images, if given).
+
+    Raises:
+      InputError: the data are missing or unreadable, or the run's config has no ``data`` section.
+    """
+    from hypernetwork_utils.datasets import load_images, train_val_split
+
+    settings = config.get("data")
+    if not isinstance(settings, Mapping) or "val_count" not in settings:
+        raise InputError("the run's config.json has no \"data\" section with val_count; it is not a run of "
+                         "train_hypernetwork.py")
+    spec = data if data is not None else settings.get("path")
+    if not spec:
+        raise InputError("the run's config names no data; pass --data DIR (or lfw)")
+    hyper = config.get("hypernetwork") or {}
+    size = tuple(settings.get("image_size") or hyper.get("image_size") or ())
+    load = {"size": size or None, "channels": settings.get("channels") or hyper.get("channels")}
+    if settings.get("split"):
+        load["split"] = settings["split"]
+    images = load_images(spec, **load)
+    if settings.get("count"):  # training used the first `count` images only
+        images = images.subset(np.arange(min(int(settings["count"]), len(images))))
+    _, val = train_val_split(images, val_count=int(settings["val_count"]), seed=int(settings.get("seed", 0)))
+    if count is not None:
+        if count <= 0:
+            raise InputError(f"--count must be positive, got {count}")
+        val = val.subset(np.arange(min(count, len(val))))
+    if len(val) == 0:
+        raise InputError(f"the run's validation split of '{spec}' is empty (val_count = {settings['val_count']})")
+    return val
 
 
-def _write_results(out: Path, hyper: HyperConfig, settings: HyperTrainingSettings, result: Any, history: History,
-                   reconstruct: Callable, val_images: np.ndarray, steps_per_epoch: int) -> dict[str, Any]:
-    """history.csv, reconstructions.png and metrics.json of a finished run (process 0)."""
-    state = jax.device_get(result.state)
-    variables = merge_variables(state.params, state.constants)
-    recon = reconstruct(variables, val_images)
-    val_psnr = mean_psnr(recon, val_images) if len(val_images) else None
-    write_text(out / "history.csv", history.to_csv())
-    shown = min(FIGURE_IMAGES, len(val_images))
-    if shown:
-        image_grid(out / "reconstructions.png", [list(val_images[:shown]), list(np.clip(recon[:shown], 0, 1))],
-                   [["held out"] * shown, [f"{float(psnr(np.clip(r, 0, 1), i)):.1f} dB"
-                                           for r, i in zip(recon[:shown], val_images[:shown], strict=True)]],
-                   row_labels=["original", "reconstruction"],
-                   suptitle=f"{hyper.architecture}: held-out PSNR {val_psnr:.2f} dB after {int(state.step)} steps",
-                   cell_inches=1.6)
-    steps = int(state.step)
-    train_s = max(result.wall_s - result.compile_s, 1e-9)
-    metrics = {
-        "model": hyper.architecture,
-        "val_psnr": None if val_psnr is None else round(val_psnr, 3),
-        "val_count": len(val_images),
-        "train_batch_psnr": round(float(np.mean(history.batch_psnr[-min(len(history.batch_psnr), 50):])), 3)
-        if len(history.batch_psnr) else None,
-        "steps": steps,
-        "epochs": round(steps / steps_per_epoch, 3),
-        "steps_run": result.steps_run,
-        "wall_s": round(result.wall_s, 2),
-        "compile_s": round(result.compile_s, 2),
-        "images_per_s": round(result.steps_run * settings.batch_size / train_s, 1),
-        "params": count_params(state.params),
-        "devices": len(jax.devices()),
-        "processes": jax.process_count(),
+def evaluate_run(run_dir: str | Path, data: str | None = None, out: str | Path | None = None,
+                 count: int | None = None, step: int | None = None, batch_size: int = 16,
+                 sr_images: int = 4, speed_images: int = 16, seed: int = 0,
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluates a training run on its held-out images and writes ``eval.json`` plus figures into ``out``.
+
+    Measures (all on the validation split; reconstructions clipped to [0, 1]):
+      * PSNR and SSIM of every image's reconstruction at the training size: per image and their distribution
+        (``psnr.png``: histograms);
+      * 4x and 8x super-resolution renders of the first ``sr_images`` images beside bicubic upsampling of the
+        input (``super_resolution.png``);
+      * mean PSNR vs query jitter sigma in :data:`~hypernetwork_utils.evaluation.JITTER_SIGMAS` (``jitter.png``);
+      * a 2-D PCA embedding of the latents coloured by class (``embedding.png``);
+      * vmapped vs looped per-image INR evaluation on ``speed_images`` images at the training size.
+
+    Args:
+      run_dir: the run folder; data: override of the run's data (folder or ``lfw``); out: output folder
+      (default ``RUN/eval``; created); count: evaluate the first ``count`` held-out images; step: checkpoint.
+
+    Returns:
+      The dict written to ``eval.json``.
+    """
+    run = Path(run_dir)
+    model, hyper_config, variables, config, restored = _load_run(run, step)
+    val = held_out_images(config, data, count)
+    out = Path(out) if out is not None else run / "eval"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create output folder '{out}' ({err.strerror}); choose another --out") from None
+    images = np.asarray(ev.as_images(val.images))
+    n, height, width, _ = images.shape
+    (log or _stderr)(f"evaluating {run} on {n} held-out images of {height}x{width}")
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    recon = np.clip(ev.reconstruct(model, variables, images, batch_size=batch_size), 0.0, 1.0)
+    psnr, ssim = ev.psnr_per_image(recon, images), ev.ssim_per_image(recon, images)
+    timings["reconstruct_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    shown = images[:sr_images]
+    inr_shown = ev.encode(model, variables, shown, batch_size)
+    sr = {factor: (ev.bicubic(shown, (height * factor, width * factor)),
+                   np.clip(ev.render(model, inr_shown, (height * factor, width * factor), batch_size=batch_size),
+                           0.0, 1.0)) for factor in (4, 8)}
+    timings["super_resolution_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    jitter = ev.jitter_psnr(model, variables, images, ev.JITTER_SIGMAS, seed, batch_size)
+    timings["jitter_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    embedding, explained = ev.pca_2d(ev.latent_features(model, variables, images, batch_size))
+    timings["embedding_s"] = time.perf_counter() - t0
+
+    speed = ev.inr_speed(model, ev.encode(model, variables, images[:speed_images], batch_size), (height, width))
+
+    results = {
+        "run": str(run), "step": restored, "data": str(data or config["data"].get("path")),
+        "architecture": hyper_config.architecture, "images": n, "image_size": [height, width],
+        "psnr": ev.distribution(psnr), "ssim": ev.distribution(ssim),
+        "psnr_per_image": [round(float(v), 4) for v in psnr], "ssim_per_image": [round(float(v), 5) for v in ssim],
+        "jitter": {"sigma": list(ev.JITTER_SIGMAS), "psnr_mean": [float(v) for v in jitter.mean(axis=1)],
+                   "psnr_median": [float(v) for v in np.median(jitter, axis=1)], "seed": seed},
+        "super_resolution": {"factors": [4, 8], "images": len(shown), "figure": "super_resolution.png"},
+        "embedding": {"method": "encode_latents" if hasattr(model, "encode_latents") else "pca of emitted variables",
+                      "explained_variance": [float(v) for v in explained]},
+        "speed": speed, "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    _write_figures(out, results, psnr, ssim, shown, sr, jitter, embedding, val)
+    write_text(out / "eval.json", json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _write_figures(out: Path, results: dict[str, Any], psnr: np.ndarray, ssim: np.ndarray, shown: np.ndarray,
+                   sr: dict[int, tuple[np.ndarray, np.ndarray]], jitter: np.ndarray, embedding: np.ndarray,
+                   val: Any) -> None:
+    from hypernetwork_utils import figures
+
+    name = f"{results['architecture']}, step {results['step']}"
+    figures.metric_histograms(out / "psnr.png", psnr, ssim, title=f"held-out reconstructions ({name})")
+    figures.super_resolution_figure(out / "super_resolution.png", shown, sr, title=name)
+    figures.jitter_figure(out / "jitter.png", results["jitter"]["sigma"], jitter, title=name)
+    figures.embedding_figure(out / "embedding.png", embedding, np.asarray(val.labels), tuple(val.class_names),
+                             results["embedding"]["explained_variance"], title=name)
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """A short Markdown table of :func:`evaluate_run`'s numbers (PSNR/SSIM distribution, jitter, speed)."""
+    rows = [{"measure": f"held-out {name}", "mean": results[key]["mean"], "median": results[key]["median"],
+             "std": results[key]["std"], "p5": results[key]["p5"], "p95": results[key]["p95"]}
+            for name, key in (("PSNR (dB)", "psnr"), ("SSIM", "ssim"))]
+    jitter = results["jitter"]
+    jitter_rows = [{"query jitter sigma": sigma, "mean PSNR (dB)": mean, "median PSNR (dB)": median}
+                   for sigma, mean, median in zip(jitter["sigma"], jitter["psnr_mean"], jitter["psnr_median"],
+                                                  strict=True)]
+    speed = results["speed"]
+    table = to_markdown(rows, ["measure", "mean", "median", "std", "p5", "p95"],
+                        formats={c: "{:.4g}" for c in ("mean", "median", "std", "p5", "p95")})
+    table += "\n" + to_markdown(jitter_rows, formats={"query jitter sigma": "{:g}", "mean PSNR (dB)": "{:.4g}",
+                                                      "median PSNR (dB)": "{:.4g}"})
+    return (f"{results['architecture']} at step {results['step']}, {results['images']} held-out images of "
+            f"{results['image_size'][0]}x{results['image_size'][1]}\n{table}"
+            f"INR evaluation of {speed['images']} images ({speed['points']} points each): vmapped "
+            f"{1e3 * speed['vmapped_s']:.2f} ms, Python loop {1e3 * speed['loop_s']:.2f} ms "
+            f"({speed['speedup']:.1f}x)")
