@@ -222,7 +222,7 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
                                        "channels": train_set.channels})
         data_info = {"path": str(data), "val_count": settings.val_count, "seed": settings.seed,
                      "image_size": list(train_set.image_size), "channels": train_set.channels,
-                     "train_count": len(train_set), "source": train_set.source}
+                     "split": "train", "train_count": len(train_set), "source": train_set.source}
     config = run_config(hyper, settings, data_info)
 
     mesh = data_mesh()
