@@ -287,7 +287,7 @@ def train_hypernetwork(state: TrainState, chunks: Callable[[int, int], np.ndarra
         raise TrainingInterrupted(err.state, err.signum) from None
     if result.diverged_step[0] >= 0:
         message = divergence_message(int(result.diverged_step[0]), bool(result.diverged_loss[0]))
-        raise DivergenceError(message.replace("(--lr)", "(--set lr=...)"), result.state)
+        raise DivergenceError(message, result.state)
     final = result.state
     return HyperTrainResult(final, result.compile_s, result.wall_s, int(np.asarray(jax.device_get(final.step))) - first)
 

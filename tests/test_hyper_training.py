@@ -30,8 +30,10 @@ from hypernetwork_utils.training import (
     make_hyper_train_step,
     train_hypernetwork,
 )
+from hypernetwork_utils.training_run import TensorBoardScalars
 from inr_utils.callbacks import History
 from inr_utils.checkpoints import load_config, restore_checkpoint, save_checkpoint
+from inr_utils.engine import ChunkInfo
 from inr_utils.training import DivergenceError, merge_variables
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +124,25 @@ def test_evaluator_matches_apply_and_pads_the_last_batch(setup):
     recon = make_hyper_evaluator(model, (SIZE, SIZE), batch_size=2)(variables, images)
     direct = model.apply(variables, images, image_coords(SIZE, SIZE)).reshape(images.shape)
     np.testing.assert_allclose(recon, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_tensorboard_scalars_per_step_and_held_out():
+    class Writer:
+        def __init__(self):
+            self.scalars = []
+
+        def add_scalar(self, tag, value, step):
+            self.scalars.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+    writer = Writer()
+    info = ChunkInfo(None, 12, 20, {"loss": np.array([[0.5], [0.25]]), "psnr": np.array([[3.0], [6.0]])}, 1.0,
+                     {"full_psnr": 7.5}, stacked=False)
+    TensorBoardScalars(writer)(info)
+    assert writer.scalars == [("train/loss", 0.5, 11), ("train/psnr", 3.0, 11), ("train/loss", 0.25, 12),
+                              ("train/psnr", 6.0, 12), ("val/psnr", 7.5, 12)]
 
 
 def test_settings_presets_and_schedule():
