@@ -40,11 +40,12 @@ def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model and data")
     g.add_argument("--model", help=f"hypernetwork architecture: {', '.join(HYPERNETWORKS.names()) or 'none'} "
-                                   "(required for a new run)")
+                                   "(default: none; required for a new run)")
     g.add_argument("--set", type=option_arg, action="append", default=[], metavar="OPTION=VALUE",
                    help="an option of the architecture, repeatable, e.g. --set depth=4 (default: its defaults)")
     g.add_argument("--data", help="a CIFAR-10 folder (cifar-10-batches-py) or batch file, a folder of images, or "
-                                  "lfw / lfw:N (scikit-image's faces) (required for a new run)")
+                                  "lfw / lfw:N (scikit-image's faces) (default: the resumed run's; required for a new "
+                                  "run)")
     g.add_argument("--image-size", type=positive_int, help="image side in pixels (default: the data's own; "
                                                             "folders and lfw: 32)")
     g = p.add_argument_group("training", "unset flags keep the preset's value")
