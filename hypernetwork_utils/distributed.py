@@ -24,7 +24,7 @@ from jax.sharding import PartitionSpec as P
 from inr_utils.errors import InputError
 
 __all__ = ["DATA_AXIS", "data_mesh", "initialize_distributed", "replicated", "batch_sharding", "replicate",
-           "global_batch", "local_rows", "is_main_process"]
+           "global_batch", "local_rows", "is_main_process", "SynchronizedStop"]
 
 #: Name of the mesh axis the batch is split along.
 DATA_AXIS = "data"
@@ -118,3 +118,27 @@ def is_main_process() -> bool:
     """Whether this is process 0, the one that writes the run's files (checkpoints are written by all, see
     :func:`inr_utils.checkpoints.save_checkpoint`)."""
     return jax.process_index() == 0
+
+
+class SynchronizedStop:
+    """Callback that makes every process stop after the same chunk when any of them got Ctrl-C or SIGTERM.
+
+    :class:`inr_utils.training.deferred_signals` (active in the engine's loop) turns a signal into a flag that
+    the loop checks after the callbacks; with several processes, one that stops while the others run the next
+    chunk would leave them waiting in its collectives. After every chunk this callback all-gathers the
+    processes' flags and, when any is set, sets this process's too, so all of them save the same step and exit
+    together. Put it last; with one process it does nothing.
+    """
+
+    def __call__(self, info: Any) -> None:
+        if jax.process_count() == 1:
+            return
+        import signal
+
+        from jax.experimental import multihost_utils
+
+        flag = getattr(getattr(signal.getsignal(signal.SIGTERM), "__self__", None), "flag", None)
+        local = np.asarray(flag is not None and flag.is_set(), np.int32)
+        if multihost_utils.process_allgather(local).any() and flag is not None and not flag.is_set():
+            flag.signum = signal.SIGTERM
+            flag.set()

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from hypernetwork_utils.datasets import Batches, ImageSet, load_images, train_val_split
-from hypernetwork_utils.distributed import data_mesh, is_main_process, local_rows
+from hypernetwork_utils.distributed import SynchronizedStop, data_mesh, is_main_process, local_rows
 from hypernetwork_utils.training import (
     HyperTrainingSettings,
     build_hyper_optimizer,
@@ -272,7 +272,7 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
         board = TensorBoardScalars.create(out / "tensorboard")
         callbacks = [HeldOutPSNR(reconstruct, val_images, settings.eval_every), history, bar,
                      *([board] if board else [])]
-    callbacks.append(checkpoint)
+    callbacks += [checkpoint, SynchronizedStop()]  # the same stopping step in every process
     key = jax.random.fold_in(root, 1)
     step_fn = make_hyper_train_step(module.apply, optimizer, (h, w), settings.jitter)
     try:
