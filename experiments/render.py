@@ -15,15 +15,15 @@ import json
 import time
 from pathlib import Path
 
-from inr_utils.checkpoints import load_config, restore_checkpoint
+from inr_utils.checkpoints import load_config, restore_params
 from inr_utils.cli import OneLineArgumentParser, run_cli
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
-from inr_utils.fitting import initial_state
 from inr_utils.grids import Region
 from inr_utils.images import save_image
 from inr_utils.rendering import render
 from inr_utils.training import merge_variables
+from model_components.inrs import build_model
 
 
 def main() -> int:
@@ -50,15 +50,16 @@ def main() -> int:
         raise InputError(f"checkpoint '{run}' does not exist; pass a run folder written by fit_image.py")
     ckpt_dir = run / "checkpoints" if (run / "checkpoints").is_dir() else run
     config = FitConfig.from_dict(load_config(ckpt_dir))
-    channels = config.model.out_dim
-    model, _, template = initial_state(config, channels)
-    state = restore_checkpoint(ckpt_dir, template)  # the newest intact checkpoint; a damaged one is named
+    model = build_model(config.model)
+    # the newest intact checkpoint (a damaged one is named); only the model's variables are read, so a checkpoint
+    # whose optimizer state has an older layout renders too
+    params, constants, step = restore_params(ckpt_dir, with_step=True)
     out = Path(args.out) if args.out else (ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir) / (
         f"render_{args.height}x{args.width}.png")
     if not out.parent.is_dir():
         raise InputError(f"output folder '{out.parent}' does not exist; create it or choose another --out")
     t0 = time.perf_counter()
-    image = render(model.apply, merge_variables(state.params, state.constants), args.height, args.width, region,
+    image = render(model.apply, merge_variables(params, constants), args.height, args.width, region,
                    args.chunk_pixels)
     seconds = time.perf_counter() - t0
     try:
@@ -66,7 +67,7 @@ def main() -> int:
     except OSError as err:
         raise InputError(f"cannot write '{out}' ({err.strerror}); choose a writable --out") from None
     print(json.dumps({"out": str(out), "height": args.height, "width": args.width, "region": list(region),
-                      "step": int(state.step), "render_s": round(seconds, 2)}))
+                      "step": step, "render_s": round(seconds, 2)}))
     return 0
 
 

@@ -68,7 +68,7 @@ def load_config(directory: str | Path, step: int | None = None) -> dict[str, Any
     Raises:
       InputError: no checkpoint in ``directory``, or the wanted one (every one) is damaged.
     """
-    args = lambda: ocp.args.Composite(config=ocp.args.JsonRestore())  # noqa: E731
+    args = lambda _: ocp.args.Composite(config=ocp.args.JsonRestore())  # noqa: E731
     return _restore_intact(directory, step, args, check_all=False)["config"]
 
 
@@ -82,14 +82,53 @@ def restore_checkpoint(directory: str | Path, template: TrainState, step: int | 
         another structure (a checkpoint of an older release, whose optimizer state differs).
     """
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-    args = lambda: ocp.args.Composite(state=ocp.args.StandardRestore(abstract))  # noqa: E731
+    args = lambda _: ocp.args.Composite(state=ocp.args.StandardRestore(abstract))  # noqa: E731
     return _restore_intact(directory, step, args)["state"]
 
 
-def _restore_intact(directory: str | Path, step: int | None, make_args: Callable[[], Any],
+def restore_params(directory: str | Path, step: int | None = None, with_step: bool = False) -> tuple[Any, ...]:
+    """Restores only the model's variables of the state saved at ``step`` (default: the newest intact one; a
+    damaged newer one is skipped with a :class:`DamagedCheckpointWarning`), without a template: the
+    optimizer state is neither needed nor read, so a checkpoint whose optimizer state has an older layout (or
+    comes from another optimizer) still gives its model. Arrays are placed on the default device, whatever
+    devices the checkpoint was saved from.
+
+    Returns:
+      ``(params, constants)`` as saved (nested dicts of arrays, the ``params`` and ``constants`` of the
+      :class:`~inr_utils.training.TrainState`); with ``with_step``, ``(params, constants, step)`` where ``step``
+      (int) is the step restored.
+
+    Raises:
+      InputError: no checkpoint in ``directory``, the wanted one (every one) is damaged, or it holds no model
+        parameters (not a checkpoint of a training state).
+    """
+
+    def args(step_dir: Path) -> Any:
+        saved = ocp.StandardCheckpointHandler().metadata(step_dir.absolute() / "state").tree
+        if not isinstance(saved, dict) or "params" not in saved:
+            raise _NotAState(f"the checkpoint '{step_dir}' holds no model parameters (not a training state); "
+                             "pass a run folder written by a training script")
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        wanted = {name: jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                                               saved[name])
+                  for name in ("params", "constants", "step") if name in saved}
+        return ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            wanted, restore_args=ocp.checkpoint_utils.construct_restore_args(wanted), partial_restore=True))
+
+    state = _restore_intact(directory, step, args)["state"]
+    params, constants = state["params"], state.get("constants") or {}
+    return (params, constants, int(state["step"])) if with_step else (params, constants)
+
+
+class _NotAState(ValueError):
+    """A checkpoint that is intact but is not of a training state (no ``params``)."""
+
+
+def _restore_intact(directory: str | Path, step: int | None, make_args: Callable[[Path], Any],
                     check_all: bool = True) -> Any:
     """``manager.restore`` of ``step``, or of the newest step that reads back intact (with ``check_all``,
-    every file of the checkpoint is read first, not only the restored items)."""
+    every file of the checkpoint is read first, not only the restored items). ``make_args(step folder)`` gives
+    the restore arguments of a step."""
     steps = all_steps(directory)
     if not steps:
         raise InputError(f"no checkpoint found in '{directory}'; pass a run folder written by fit_image.py "
@@ -105,7 +144,9 @@ def _restore_intact(directory: str | Path, step: int | None, make_args: Callable
             if check_all:
                 _check_readable(Path(directory) / str(candidate))
             with _manager(directory, create=False) as manager:
-                restored = manager.restore(candidate, args=make_args())
+                restored = manager.restore(candidate, args=make_args(Path(directory) / str(candidate)))
+        except _NotAState as err:
+            raise InputError(str(err)) from None
         except Exception as err:  # noqa: BLE001 - Orbax/TensorStore raise many types for unreadable files
             if _is_structure_mismatch(err):  # intact, but not of this version's state: older steps are no better
                 raise InputError(f"the checkpoint in '{directory}' was written by an older flax-inr whose optimizer "
