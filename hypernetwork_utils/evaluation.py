@@ -132,7 +132,6 @@ def evaluate_inr(model: nn.Module, inr_variables: Any, coords: Any, batch_size: 
       float32 numpy ``(N, P, C)``.
     """
     coords = np.asarray(coords, np.float32)
-    inr_variables = _host(inr_variables)
     count = encoded_size(inr_variables)
     per_image = coords.ndim == 3
     if per_image and coords.shape[0] != count:
@@ -141,9 +140,12 @@ def evaluate_inr(model: nn.Module, inr_variables: Any, coords: Any, batch_size: 
     chunk = max(1, min(chunk_points, points))
     evaluate = _evaluator(model, per_image)
     size, groups = _groups(count, batch_size)
+    if size < count:  # sliced into groups on the host (one transfer); a single group stays where it is
+        inr_variables = _host(inr_variables)
     out = None
     for start, n in groups:
-        group = _pad(jax.tree_util.tree_map(lambda leaf, s=start, n=n: leaf[s:s + n], inr_variables), size)
+        group = inr_variables if size == count else _pad(
+            jax.tree_util.tree_map(lambda leaf, s=start, n=n: leaf[s:s + n], inr_variables), size)
         for first in range(0, points, chunk):
             m = min(chunk, points - first)
             part = coords[..., first:first + m, :]
