@@ -34,7 +34,7 @@ def main() -> int:
     if not Path(args.run).is_dir():
         raise InputError(f"run folder '{args.run}' does not exist; pass a folder written by train_hypernetwork.py")
 
-    from hypernetwork_utils.run_evaluation import evaluate_run, summary_table
+    from hypernetwork_utils.runs import evaluate_run, summary_table
 
     results = evaluate_run(args.run, data=args.data, out=args.out, count=args.count, step=args.step,
                            batch_size=args.batch_size)

@@ -23,7 +23,7 @@ import optax
 import pytest
 
 from hypernetwork_utils import evaluation as ev
-from hypernetwork_utils.run_evaluation import load_run
+from hypernetwork_utils.runs import load_run
 from inr_utils.checkpoints import DamagedCheckpointWarning, restore_checkpoint, restore_params, save_checkpoint
 from inr_utils.errors import InputError
 from inr_utils.grids import grid
@@ -344,7 +344,7 @@ def test_evaluate_script_end_to_end_and_bad_input(tmp_path):
     assert len(results["psnr_per_image"]) == 10 and results["psnr"]["count"] == 10
     assert results["jitter"]["sigma"] == list(ev.JITTER_SIGMAS) and len(results["jitter"]["psnr_mean"]) == 4
     assert results["speed"]["speedup"] > 0 and "PSNR" in result.stdout
-    from hypernetwork_utils.run_evaluation import held_out_images
+    from hypernetwork_utils.runs import held_out_images
 
     val = held_out_images(json.loads((run / "config.json").read_text()), count=10)
     model, _, variables, _ = load_run(run)

@@ -1,4 +1,4 @@
-"""Evaluation of a hypernetwork training run folder: the model and its trained variables (:func:`load_run`), the
+"""A hypernetwork training run folder, read back: the model and its trained variables (:func:`load_run`), the
 held-out images it was validated on (:func:`held_out_images`), and the full evaluation of
 ``experiments/evaluate_hypernetwork.py`` (:func:`evaluate_run`).
 
