@@ -165,8 +165,9 @@ class ProgressBar:
     """A tqdm bar over steps. One model: its loss, batch PSNR and (when evaluated) full-signal PSNR; several:
     the mean and best batch PSNR over models (and the mean full-signal PSNR)."""
 
-    def __init__(self, total_steps: int, initial_step: int = 0, disable: bool = False, num_models: int = 1):
-        desc = "fitting" if num_models == 1 else f"fitting {num_models} models"
+    def __init__(self, total_steps: int, initial_step: int = 0, disable: bool = False, num_models: int = 1,
+                 desc: str | None = None):
+        desc = desc or ("fitting" if num_models == 1 else f"fitting {num_models} models")
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True, disable=disable,
                         desc=desc)
         self.num_models = num_models

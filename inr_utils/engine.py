@@ -233,8 +233,8 @@ class EngineResult:
     wall_s: float
 
 
-def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: Callable, sampler: Callable,
-               total_steps: int, data_axes: PixelData, mesh: Mesh | None, steps_per_call: int = 100,
+def train_many(state: TrainState, data: PixelData | Callable[[int, int], Any], keys: jax.Array, train_step: Callable,
+               sampler: Callable, total_steps: int, data_axes: PixelData, mesh: Mesh | None, steps_per_call: int = 100,
                callbacks: Sequence[Callback] = (), models_per_block: int | None = None,
                make_chunk: Callable[[int], Callable] | None = None,
                compiled_chunks: Mapping[int, Any] | None = None,
@@ -244,7 +244,9 @@ def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: 
     Args:
       state: stacked state ``(N, ...)``, placed on ``mesh`` (N a multiple of its devices) or the default device;
         or, with a single key, one model's state (no model axis: the single-model program runs, N = 1).
-      data: the signal(s), placed per ``data_axes`` (per-model values sharded, shared ones replicated).
+      data: the signal(s), placed per ``data_axes`` (per-model values sharded, shared ones replicated); or a
+        function ``data(step, num_steps)`` returning the data of the chunk that starts at ``step`` (a stream, e.g.
+        the image batches of a hypernetwork, :mod:`hypernetwork_utils.training`), placed as the chunk expects.
       keys: ``(N,)`` loop keys; model i's step s uses ``fold_in(keys[i], s)``; or one key for one model.
       train_step: the single-model step of :func:`inr_utils.training.make_train_step`.
       sampler: the single-model sampler.
@@ -282,11 +284,12 @@ def train_many(state: TrainState, data: PixelData, keys: jax.Array, train_step: 
         try:
             while step < total_steps:
                 n = min(steps_per_call, total_steps - step)
+                chunk_data = data(step, n) if callable(data) else data
                 if n not in compiled:
                     t0 = time.perf_counter()
-                    compiled[n] = maker(n).lower(state, data, keys).compile()
+                    compiled[n] = maker(n).lower(state, chunk_data, keys).compile()
                     compile_s += time.perf_counter() - t0
-                new_state, metrics = compiled[n](state, data, keys)
+                new_state, metrics = compiled[n](state, chunk_data, keys)
                 metrics = jax.device_get(metrics)
                 finite_loss = np.isfinite(metrics["loss"])
                 ok = finite_loss.all(axis=0) & np.asarray(metrics.pop("params_finite")).reshape(-1)

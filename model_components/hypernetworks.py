@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import flax.linen as nn
 import jax
 
+from model_components.la_inr import LAINROptions
 from model_components.options import check_value, field_types
 from model_components.precision import DTYPES
 from model_components.registry import Registry
@@ -61,6 +62,7 @@ class HyperNetwork(Protocol):
 
 #: Architecture name -> its options dataclass (whose ``build`` makes the module). The explicit list.
 HYPERNETWORKS: Registry[type] = Registry("hypernetwork", {
+    "lainr": LAINROptions,
 })
 
 
