@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -223,3 +227,39 @@ def test_bad_input_is_one_line_exit_2(script_runs, case):
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err and "error" in lines[0], err
     assert not (tmp / f"b{list(results).index(case)}" / "config.json").exists()
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    """SIGTERM (what schedulers send; Ctrl-C is handled the same) mid-run: the step of the last complete chunk is
+    checkpointed, history.csv written, exit code 130 with a --resume hint."""
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1"}
+    args = [*TINY_RUN[:TINY_RUN.index("--steps")], "--steps", "1000000", "--batch-size", "8", "--val-count", "8",
+            "--steps-per-call", "5", "--checkpoint-every", "0", "--eval-every", "0", "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen([sys.executable, str(WORKER), "--run-script", *args], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:  # until the bar has counted a few chunks
+            counts = [int(c) for c in re.findall(r"\|\s*(\d+)/1000000", "".join(chunks))]
+            if counts and max(counts) >= 10:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "".join(chunks)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=5)
+    err = "".join(chunks)
+    assert rc == 130, err[-2000:]
+    match = re.search(r"interrupted at step (\d+); checkpoint saved\. Continue with: .*--resume", err)
+    assert match, err[-2000:]
+    step = int(match.group(1))
+    assert step >= 10 and step % 5 == 0 and "Traceback" not in err
+    assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
+    assert History.from_csv(tmp_path / "run" / "history.csv").steps[-1] == step

@@ -1,0 +1,254 @@
+"""Tests of the hypernetwork models of model_components: the weight hypernetwork (full and low-rank) and Trans-INR.
+
+Every model keeps the hypernetwork contract: ``encode`` emits the exact parameter template of its INR with a
+leading batch axis, and ``apply`` equals the INR built directly with ``build_model`` from those variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from model_components.hypernetworks import HYPERNETWORKS, build_hypernetwork, hyper_config
+from model_components.inrs import build_model
+from model_components.templates import param_template
+
+SIZE = 16
+
+#: (id, architecture, tiny options) of every hypernetwork model tested here.
+TINY = {
+    "weights_full": ("weights", dict(mode="full", encoder_widths=(8, 16), latent_dim=32, inr_width=16, inr_depth=1)),
+    "weights_lowrank": ("weights", dict(mode="lowrank", encoder_widths=(8, 16), latent_dim=32, inr_width=16,
+                                        inr_depth=1, rank=2)),
+    "weights_mlp_ffn": ("weights", dict(mode="full", encoder="mlp", encoder_widths=(32,), latent_dim=16,
+                                        inr_model="ffn", inr_width=16, inr_depth=1,
+                                        inr_options={"fourier_features": 8, "fourier_scale": 2.0})),
+}
+
+
+def tiny_images(count: int = 4, size: int = SIZE, seed: int = 0) -> jax.Array:
+    """Smooth coloured sinusoid images, ``(count, size, size, 3)`` in [0.1, 0.9], different per image."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(0, 1, size), np.linspace(0, 1, size), indexing="ij")
+    images = []
+    for _ in range(count):
+        freq, phase = rng.uniform(0.5, 2.0, (3, 2)), rng.uniform(0.0, 2 * np.pi, 3)
+        images.append(np.stack([0.5 + 0.4 * np.sin(2 * np.pi * (freq[c, 0] * x + freq[c, 1] * y) + phase[c])
+                                for c in range(3)], axis=-1))
+    return jnp.asarray(np.stack(images), jnp.float32)
+
+
+def pixel_coords(size: int = SIZE) -> jax.Array:
+    """Pixel centres in [-1, 1], ``(size * size, 2)`` in (x, y) order, row-major (the grid convention)."""
+    centres = -1.0 + (2.0 * jnp.arange(size) + 1.0) / size
+    yy, xx = jnp.meshgrid(centres, centres, indexing="ij")
+    return jnp.stack([xx, yy], axis=-1).reshape(-1, 2)
+
+
+def make(name: str, **overrides):
+    architecture, options = TINY[name]
+    config = hyper_config(architecture, image_size=(SIZE, SIZE), **{**options, **overrides})
+    return config, build_hypernetwork(config)
+
+
+@functools.cache
+def initialised(name: str):
+    """(config, module, variables) of a tiny hypernetwork, initialised once on 3 images (jitted: compiling is
+    cheaper than running Flax op by op)."""
+    config, hyper = make(name)
+    variables = jax.jit(hyper.init)(jax.random.key(0), tiny_images(3), pixel_coords())
+    return config, hyper, variables
+
+
+_JITTED: dict = {}
+
+
+def jitted(hyper, method: str | None = None):
+    """``jax.jit`` of ``hyper.apply`` (of ``method``), compiled once per module and method (modules with dict
+    fields are not hashable, so the cache is keyed by identity; the modules live in ``initialised``'s cache)."""
+    key = (id(hyper), method)
+    if key not in _JITTED:
+        _JITTED[key] = jax.jit(functools.partial(hyper.apply, method=method) if method else hyper.apply)
+    return _JITTED[key]
+
+
+@pytest.fixture(params=sorted(TINY))
+def model(request):
+    """(config, module, variables) of each tiny hypernetwork."""
+    return initialised(request.param)
+
+
+def test_registered():
+    assert {architecture for architecture, _ in TINY.values()} <= set(HYPERNETWORKS)
+
+
+def test_emitted_pytree_is_the_inr_template(model):
+    config, hyper, variables = model
+    images = tiny_images(3)
+    emitted = jitted(hyper, "encode")(variables, images)
+    template = param_template(config.options.inr_config(config))
+    assert jax.tree.structure(emitted["params"]) == jax.tree.structure(template.params.tree)
+    for leaf, want in zip(jax.tree.leaves(emitted["params"]), template.params.leaves, strict=True):
+        assert leaf.shape == (3, *want.shape) and leaf.dtype == want.dtype
+    constants = {k: v for k, v in emitted.items() if k != "params"}
+    assert jax.tree.structure(constants) == jax.tree.structure(template.constants.tree)
+    for leaf, want in zip(jax.tree.leaves(constants), template.constants.leaves, strict=True):
+        assert leaf.shape == (3, *want.shape)
+    assert template.unflatten(template.flatten(emitted["params"])) is not None
+
+
+def test_apply_equals_the_inr_built_from_emitted_variables(model):
+    config, hyper, variables = model
+    images, coords = tiny_images(3), pixel_coords()
+    values = jitted(hyper)(variables, images, coords)
+    assert values.shape == (3, SIZE * SIZE, 3) and values.dtype == jnp.float32
+    emitted = jitted(hyper, "encode")(variables, images)
+    inr = build_model(config.options.inr_config(config))
+    for b in range(3):
+        direct = inr.apply(jax.tree.map(lambda v, b=b: v[b], emitted), coords)
+        np.testing.assert_allclose(direct, values[b], atol=1e-5, rtol=1e-5)
+    assert type(hyper.inr()) is type(inr)
+
+
+def test_shared_and_per_image_coords_agree(model):
+    _, hyper, variables = model
+    images = tiny_images(3)
+    coords = jax.random.uniform(jax.random.key(1), (7, 2), minval=-1.0, maxval=1.0)
+    apply = jitted(hyper)
+    shared = apply(variables, images, coords)
+    per_image = apply(variables, images, jnp.broadcast_to(coords, (3, 7, 2)))
+    np.testing.assert_allclose(shared, per_image, atol=1e-6)
+    # per-image coords really are per image: image 0 at other points changes only image 0's values
+    moved = jnp.stack([coords[::-1], coords, coords])
+    out = apply(variables, images, moved)
+    np.testing.assert_allclose(out[0], shared[0][::-1], atol=1e-6)
+    np.testing.assert_allclose(out[1:], shared[1:], atol=1e-6)
+
+
+def test_grad_is_finite_and_nonzero(model):
+    _, hyper, variables = model
+    images, coords = tiny_images(3), pixel_coords()
+    params = variables["params"]
+    others = {k: v for k, v in variables.items() if k != "params"}
+
+    def loss(p):
+        return jnp.mean((hyper.apply({"params": p, **others}, images, coords) - images.reshape(3, -1, 3)) ** 2)
+
+    grads = jax.jit(jax.grad(loss))(params)
+    leaves = jax.tree.leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    assert float(sum(jnp.sum(jnp.abs(g)) for g in leaves)) > 0
+    # the image-dependent part learns from the start: the encoder, or (low rank, whose V heads start at zero
+    # so that the INR starts as the base one) the V heads
+    image_dependent = [v for k, v in grads.items() if k == "encoder" or k.startswith("v_")] \
+        if "base" in grads else [grads["encoder"]]
+    assert float(sum(jnp.sum(jnp.abs(g)) for g in jax.tree.leaves(image_dependent))) > 0
+
+
+def test_vmap_over_images_equals_batch(model):
+    _, hyper, variables = model
+    images, coords = tiny_images(3), pixel_coords()
+    batch = jitted(hyper)(variables, images, coords)
+    one_by_one = jax.jit(jax.vmap(lambda im: hyper.apply(variables, im[None], coords)[0]))(images)
+    np.testing.assert_allclose(one_by_one, batch, atol=1e-5)
+
+
+def test_lowrank_starts_as_the_base_inr():
+    config, hyper, variables = initialised("weights_lowrank")
+    images, coords = tiny_images(3), pixel_coords()
+    base = variables["params"]["base"]
+    constants = variables.get("constants", {}).get("inr", {})
+    inr = build_model(config.options.inr_config(config))
+    expected = inr.apply({"params": base, **constants}, coords)
+    values = jitted(hyper)(variables, images, coords)
+    for b in range(3):
+        np.testing.assert_allclose(values[b], expected, atol=1e-6)
+
+
+def test_full_mode_starts_near_the_inr_init():
+    _, hyper, variables = initialised("weights_full")
+    emitted = jitted(hyper, "encode")(variables, tiny_images(3))["params"]
+    heads = variables["params"]
+    kernel = emitted["layer_1"]["Linear_0"]["kernel"]  # (3, 16, 16)
+    init = heads["emit_layer_1_Linear_0_kernel"]["bias"].reshape(16, 16)
+    deviation = float(jnp.sqrt(jnp.mean((kernel - init) ** 2)) / jnp.sqrt(jnp.mean(init ** 2)))
+    assert 0.02 < deviation < 0.5  # head_init_scale 0.1 of the leaf's scale
+    assert float(jnp.max(jnp.abs(kernel[0] - kernel[1]))) > 0  # each image gets its own weights
+
+
+def _overfit_psnr(name: str, steps: int, learning_rate: float) -> tuple[float, float]:
+    _, hyper, variables = initialised(name)
+    images, coords = tiny_images(4, seed=1), pixel_coords()
+    target = images.reshape(4, -1, 3)
+    variables = dict(variables)
+    params = variables.pop("params")
+    optimizer = optax.adam(learning_rate)
+
+    def loss(p):
+        return jnp.mean((hyper.apply({"params": p, **variables}, images, coords) - target) ** 2)
+
+    @jax.jit
+    def train(p):
+        def step(carry, _):
+            p, state = carry
+            grads = jax.grad(loss)(p)
+            updates, state = optimizer.update(grads, state, p)
+            return (optax.apply_updates(p, updates), state), None
+
+        (p, _), _ = jax.lax.scan(step, (p, optimizer.init(p)), None, length=steps)
+        return p
+
+    before = float(jax.jit(loss)(params))
+    after = float(jax.jit(loss)(train(params)))
+    return -10 * np.log10(before), -10 * np.log10(after)
+
+
+@pytest.mark.parametrize("name, steps, learning_rate, gain", [
+    ("weights_full", 60, 1e-3, 5.0),
+    ("weights_lowrank", 60, 1e-3, 5.0),
+])
+def test_jitted_adam_overfits_four_images(name, steps, learning_rate, gain):
+    before, after = _overfit_psnr(name, steps, learning_rate)
+    assert after > before + gain, (before, after)
+
+
+def test_hyper_config_round_trips():
+    config = hyper_config("weights", mode="lowrank", rank=3, encoder_widths=[8, 16], image_size=[16, 16],
+                          inr_model="siren", inr_options={"omega0": 20.0})
+    data = json.loads(json.dumps(config.to_dict()))
+    again = type(config).from_dict(data)
+    assert again == config
+    assert again.rank == 3 and again.encoder_widths == (8, 16)
+    module = build_hypernetwork(again)
+    assert module.inr().layer_kwargs["omega0"] == 20.0
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(mode="dense"), "mode"),
+    (dict(encoder="resnet"), "encoder"),
+    (dict(rank=0), "rank"),
+    (dict(latent_dim=-1), "latent_dim"),
+    (dict(encoder_widths=()), "encoder_widths"),
+    (dict(inr_model="nonexistent"), "inr_model"),
+    (dict(inr_options={"bogus_option": 1}), "inr_options"),
+    (dict(head_init_scale=-1.0), "head_init_scale"),
+    (dict(rank="2"), "rank"),
+])
+def test_bad_weight_options_raise(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        hyper_config("weights", **overrides)
+
+
+def test_bad_inputs_raise():
+    _, hyper, variables = initialised("weights_full")
+    images = tiny_images(2)
+    with pytest.raises(ValueError, match="images"):
+        hyper.apply(variables, images[0], pixel_coords())
+    with pytest.raises(ValueError, match="coords"):
+        hyper.apply(variables, images, jnp.zeros((2, 2, 5, 2)))
