@@ -148,6 +148,26 @@ def test_encode_render_reconstruct_equal_apply():
                                                                                       uint8 / 255.0), atol=1e-6)
 
 
+REAL = {"weights_lowrank": ("weights", {"mode": "lowrank", "latent_dim": 16, "inr_width": 16, "inr_depth": 1}),
+        "lainr": ("lainr", {"patch_size": 4, "num_lp": 16, "dim": 16, "depth": 1, "heads": 2, "decoder_width": 16,
+                            "decoder_heads": 1, "num_frequencies": 4, "pe_frequencies": 2})}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_registered_hypernetworks_encode_render_and_embed(name):
+    """The library's own hypernetworks (small): grouped encode + render equal apply; latents come out flat."""
+    architecture, options = REAL[name]
+    config = hyper_config(architecture, image_size=(16, 16), channels=3, **options)
+    model = build_hypernetwork(config)
+    images = np.random.default_rng(0).uniform(size=(3, 16, 16, 3)).astype(np.float32)
+    coords = grid((16, 16)).reshape(-1, 2)
+    variables = jax.jit(model.init)(jax.random.key(0), images, coords)
+    expected = np.asarray(jax.jit(model.apply)(variables, images, coords)).reshape(3, 16, 16, 3)
+    np.testing.assert_allclose(ev.reconstruct(model, variables, images, batch_size=2), expected, atol=2e-5)
+    latents = ev.latent_features(model, variables, images, batch_size=2)
+    assert latents.shape[0] == 3 and np.all(np.isfinite(latents)) and latents.std(axis=0).max() > 0
+
+
 def test_render_at_other_sizes_is_the_inr_on_that_grid():
     """INR variables built directly (no hypernetwork): the 2x (and a non-square) render is the INR evaluated on
     that grid, image by image."""
