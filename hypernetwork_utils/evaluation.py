@@ -12,10 +12,10 @@ hypernetwork repeat its shared weights for every image (the contract of
 
 from __future__ import annotations
 
-import functools
+import collections
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dm_pix
@@ -50,16 +50,32 @@ def as_images(images: Any) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ compiled pieces
 
 
-@functools.lru_cache(maxsize=16)
+#: (kind, id(model)) -> (model, compiled function); the model is kept so that its id is not reused. Keyed by id:
+#: modules with dict-valued attributes are not hashable.
+_COMPILED: collections.OrderedDict[tuple[str, int], tuple[nn.Module, Any]] = collections.OrderedDict()
+
+
+def _compiled(kind: str, model: nn.Module, build: Callable[[], Any]) -> Any:
+    """The jitted function ``kind`` of ``model`` (built once per model; the 32 most recent kept)."""
+    key = (kind, id(model))
+    if key not in _COMPILED:
+        _COMPILED[key] = (model, build())
+        while len(_COMPILED) > 32:
+            _COMPILED.popitem(last=False)
+    _COMPILED.move_to_end(key)
+    return _COMPILED[key][1]
+
+
 def _encoder(model: nn.Module) -> Any:
     """jit of ``(variables, images (B, H, W, C)) -> INR variables (B, ...)``; one per model."""
-    return jax.jit(lambda variables, images: model.apply(variables, images, method="encode"))
+    return _compiled("encode", model,
+                     lambda: jax.jit(lambda variables, images: model.apply(variables, images, method="encode")))
 
 
-@functools.lru_cache(maxsize=32)
 def _evaluator(model: nn.Module, per_image_coords: bool) -> Any:
     """jit of ``(INR variables (B, ...), coords (P, d) or (B, P, d)) -> (B, P, C)``: the INR vmapped over images."""
-    return jax.jit(jax.vmap(model.inr().apply, in_axes=(0, 0 if per_image_coords else None)))
+    axes = (0, 0 if per_image_coords else None)
+    return _compiled(f"evaluate{axes}", model, lambda: jax.jit(jax.vmap(model.inr().apply, in_axes=axes)))
 
 
 def _pad(tree: Any, size: int, axis: int = 0) -> Any:
@@ -132,7 +148,6 @@ def evaluate_inr(model: nn.Module, inr_variables: Any, coords: Any, batch_size: 
       float32 numpy ``(N, P, C)``.
     """
     coords = np.asarray(coords, np.float32)
-    inr_variables = _host(inr_variables)
     count = encoded_size(inr_variables)
     per_image = coords.ndim == 3
     if per_image and coords.shape[0] != count:
@@ -141,9 +156,12 @@ def evaluate_inr(model: nn.Module, inr_variables: Any, coords: Any, batch_size: 
     chunk = max(1, min(chunk_points, points))
     evaluate = _evaluator(model, per_image)
     size, groups = _groups(count, batch_size)
+    if size < count:  # sliced into groups on the host (one transfer); a single group stays where it is
+        inr_variables = _host(inr_variables)
     out = None
     for start, n in groups:
-        group = _pad(jax.tree_util.tree_map(lambda leaf, s=start, n=n: leaf[s:s + n], inr_variables), size)
+        group = inr_variables if size == count else _pad(
+            jax.tree_util.tree_map(lambda leaf, s=start, n=n: leaf[s:s + n], inr_variables), size)
         for first in range(0, points, chunk):
             m = min(chunk, points - first)
             part = coords[..., first:first + m, :]
