@@ -8,7 +8,8 @@ turns an image into ``num_lp`` latent tokens ``z_r`` (each with a position ``s_r
 
        q = W_q ReLU(W γ_{σ_q}(v)),   m_v = W_o Σ_r softmax_r(q·k_r / sqrt(d) - α |v - s_r|²) v_r
 
-   (per head; ``k_r, v_r`` linear in ``z_r``; α ≥ 0 per head, learnable).
+   (per head; ``k_r, v_r`` linear in ``z_r``; α per head, learnable, initialised at ``alpha_init`` ≥ 0 and
+   not constrained afterwards).
 2. Multi-band feature modulation, one band per bandwidth σ_ℓ of ``sigmas`` (ℓ = 1..L, in the given order)::
 
        h_ℓ = ReLU(W_ℓ γ_{σ_ℓ}(v) + b_ℓ)                  (band features)

@@ -197,6 +197,16 @@ def test_few_step_overfit_improves_psnr():
     assert after > 20.0 and after > before + 15.0, (before, after)
 
 
+def test_config_round_trips_through_json_data():
+    import json
+
+    from model_components.hypernetworks import HyperConfig
+
+    config = tiny("mamba", sigmas=(16.0, 8.0, 4.0))
+    again = HyperConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.sigmas == (16.0, 8.0, 4.0)
+
+
 @pytest.mark.parametrize("overrides,match", [
     (dict(patch_size=3), "not divisible by patch_size 3"),
     (dict(encoder="lstm"), "unknown LA-INR encoder 'lstm'"),
