@@ -8,7 +8,8 @@ turns an image into ``num_lp`` latent tokens ``z_r`` (each with a position ``s_r
 
        q = W_q ReLU(W γ_{σ_q}(v)),   m_v = W_o Σ_r softmax_r(q·k_r / sqrt(d) - α |v - s_r|²) v_r
 
-   (per head; ``k_r, v_r`` linear in ``z_r``; α ≥ 0 per head, learnable).
+   (per head; ``k_r, v_r`` linear in ``z_r``; α per head, learnable, initialised at ``alpha_init`` ≥ 0 and
+   not constrained afterwards).
 2. Multi-band feature modulation, one band per bandwidth σ_ℓ of ``sigmas`` (ℓ = 1..L, in the given order)::
 
        h_ℓ = ReLU(W_ℓ γ_{σ_ℓ}(v) + b_ℓ)                  (band features)
@@ -33,10 +34,12 @@ formulas above follow the paper, the Fourier convention follows ginr-ipc):
   natural choice for the scan-based encoder, whose tokens then sit at their own place in the scan.
 * The spatial bias ``-α |v - s_r|²`` is an addition of this library (the paper lets locality emerge from
   the learned attention alone: ``alpha_init=0, learn_alpha=False`` is the paper's decoder).
-* Defaults are sized for CPU training on CIFAR-10 (encoder width 128, 4 blocks; decoder width 128; about
-  0.8 M parameters with the transformer, 0.6 M with Mamba). Paper-scale (roughly, CIFAR-10/ImageNette setups):
-  a 6-block width-256 transformer encoder, 256 latent tokens, decoder width 256, 2 attention heads,
-  ``sigmas = (128, 32)``, ``query_sigma = 16``.
+* Defaults are sized for CPU training on CIFAR-10: encoder width 128, 4 blocks (transformer: 4 heads, MLP ratio 2;
+  Mamba: expand 1, 8 states per channel); 256 latent tokens; decoder width 64, 2 heads, 16 frequencies per
+  dimension and band. Parameters: 586,248 with the transformer, 302,088 with Mamba (CIFAR-10, 32x32x3).
+  Paper-scale (approximately; the paper's appendix has the exact numbers): a 6-block width-256 transformer
+  encoder, 256 latent tokens, decoder width 256, ``sigmas = (128, 32)``, ``query_sigma = 16``; e.g.
+  ``hyper_config("lainr", dim=256, depth=6, heads=8, mlp_ratio=4.0, decoder_width=256, num_frequencies=64)``.
 
 Variables: the hypernetwork's params are ``{"patches", "position_embed", "encoder", ["latent_tokens"],
 "decoder"}``; ``encode`` emits per image ``{"params": {"decoder": <the shared decoder params>, "latents":
@@ -56,7 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from model_components.mamba import MambaEncoder
+from model_components.mamba import SCANS, MambaEncoder
 from model_components.precision import DTYPES
 from model_components.transformer import PatchTokens, TransformerEncoder, attention, patch_positions
 
@@ -144,11 +147,11 @@ class LAINRDecoder(nn.Module):
 
     channels: int = 3
     token_grid: tuple[int, int] = (16, 16)
-    width: int = 128
+    width: int = 64
     heads: int = 2
     query_sigma: float = 16.0
     sigmas: tuple[float, ...] = (128.0, 32.0)
-    num_frequencies: int = 32
+    num_frequencies: int = 16
     min_frequency: float = 1.0
     alpha_init: float = 32.0
     learn_alpha: bool = True
@@ -259,7 +262,7 @@ class LAINR(nn.Module):
         if o.encoder == "transformer":
             self.encoder = TransformerEncoder(o.depth, o.heads, o.mlp_ratio)
         else:
-            self.encoder = MambaEncoder(o.depth, o.mamba_expand, o.state_dim, 0, o.conv_width,
+            self.encoder = MambaEncoder(o.depth, o.mamba_expand, o.state_dim, 0, o.conv_width, o.mamba_scan,
                                         DTYPES.get(self.dtype))
         if o.latent_tokens == "learned":
             self.latent_tokens = self.param("latent_tokens", nn.initializers.normal(0.02), (o.num_lp, o.dim))
@@ -321,6 +324,8 @@ class LAINROptions:
       mlp_ratio: transformer MLP hidden features per token feature.
       mamba_expand, state_dim, conv_width: Mamba inner channels per feature, SSM states per channel, causal
         depthwise conv width (0: none).
+      mamba_scan: ``"associative"`` (``lax.associative_scan``, the default) or ``"sequential"`` (``lax.scan``: the
+        same numbers, faster on CPUs).
       latent_tokens: ``"patches"`` (the encoder's patch outputs are the latents, at the patch centres) or
         ``"learned"`` (the paper's learnable latent tokens appended to the sequence).
       num_lp: latent tokens (``"patches"``: must equal the number of patches; ``"learned"``: a square number).
@@ -340,18 +345,19 @@ class LAINROptions:
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 2.0
-    mamba_expand: int = 2
-    state_dim: int = 16
+    mamba_expand: int = 1
+    state_dim: int = 8
     conv_width: int = 4
+    mamba_scan: str = "associative"
     latent_tokens: str = "patches"
     num_lp: int = 256
     pe_frequencies: int = 8
     pe_sigma: float = 8.0
-    decoder_width: int = 128
+    decoder_width: int = 64
     decoder_heads: int = 2
     query_sigma: float = 16.0
     sigmas: tuple[float, ...] = (128.0, 32.0)
-    num_frequencies: int = 32
+    num_frequencies: int = 16
     min_frequency: float = 1.0
     alpha_init: float = 32.0
     learn_alpha: bool = True
@@ -367,6 +373,8 @@ class LAINROptions:
         """Raises ``ValueError`` naming the bad option and the fix (``config``: the :class:`HyperConfig`)."""
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown LA-INR encoder {self.encoder!r}; choose one of: {', '.join(ENCODERS)}")
+        if self.mamba_scan not in SCANS:
+            raise ValueError(f"unknown mamba_scan {self.mamba_scan!r}; choose one of: {', '.join(SCANS)}")
         if self.latent_tokens not in LATENT_TOKENS:
             raise ValueError(f"unknown latent_tokens {self.latent_tokens!r}; choose one of: {', '.join(LATENT_TOKENS)}")
         for name in ("patch_size", "dim", "depth", "heads", "mamba_expand", "state_dim", "num_lp", "pe_frequencies",

@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["BidirectionalMambaBlock", "MambaEncoder", "SelectiveSSM", "selective_scan", "selective_scan_loop"]
+__all__ = ["SCANS", "BidirectionalMambaBlock", "MambaEncoder", "SelectiveSSM", "selective_scan", "selective_scan_loop"]
 
 
 def _combine(earlier: tuple[jax.Array, jax.Array], later: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -34,7 +34,11 @@ def _combine(earlier: tuple[jax.Array, jax.Array], later: tuple[jax.Array, jax.A
     return a1 * a2, a2 * b1 + b2
 
 
-def selective_scan(a: jax.Array, b: jax.Array, axis: int = 1, reverse: bool = False) -> jax.Array:
+SCANS = ("associative", "sequential")
+
+
+def selective_scan(a: jax.Array, b: jax.Array, axis: int = 1, reverse: bool = False,
+                   method: str = "associative") -> jax.Array:
     """All states of the linear recurrence ``h_t = a_t ⊙ h_{t-1} + b_t`` (``h_{-1} = 0``), via
     ``lax.associative_scan``.
 
@@ -44,12 +48,26 @@ def selective_scan(a: jax.Array, b: jax.Array, axis: int = 1, reverse: bool = Fa
       axis: the token axis.
       reverse: scan from the last token to the first (``h_t = a_t ⊙ h_{t+1} + b_t``), i.e. the forward scan of
         the reversed sequence, reversed back.
+      method: ``"associative"`` (``lax.associative_scan``: O(log N) depth, the parallel form for accelerators) or
+        ``"sequential"`` (``lax.scan`` over the tokens: the same numbers, O(N) depth, less memory traffic,
+        which suits CPUs).
 
     Returns:
       ``h``, the shape of ``a``.
     """
-    _, h = jax.lax.associative_scan(_combine, (a, b), reverse=reverse, axis=axis)
-    return h
+    if method == "associative":
+        _, h = jax.lax.associative_scan(_combine, (a, b), reverse=reverse, axis=axis)
+        return h
+    if method != "sequential":
+        raise ValueError(f"unknown scan method {method!r}; choose one of: {', '.join(SCANS)}")
+
+    def step(h: jax.Array, ab: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        h = ab[0] * h + ab[1]
+        return h, h
+
+    a, b = jnp.moveaxis(a, axis, 0), jnp.moveaxis(b, axis, 0)
+    _, h = jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)
+    return jnp.moveaxis(h, 0, axis)
 
 
 def selective_scan_loop(a: jax.Array, b: jax.Array, axis: int = 1, reverse: bool = False) -> jax.Array:
@@ -82,6 +100,7 @@ class SelectiveSSM(nn.Module):
       dt_rank: rank of the projection to Δ (``"auto"``-style default ``ceil(E / 16)`` when 0).
       conv_width: width of the causal depthwise conv along the tokens (0: no conv).
       reverse: run from the last token to the first (conv and scan both anti-causal).
+      scan: :func:`selective_scan` method (``"associative"`` or ``"sequential"``).
       dtype: compute dtype of the projections (the scan runs in float32).
 
     Shapes: ``(B, N, E) -> (B, N, E)``.
@@ -91,18 +110,22 @@ class SelectiveSSM(nn.Module):
     dt_rank: int = 0
     conv_width: int = 4
     reverse: bool = False
+    scan: str = "associative"
     dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         channels = x.shape[-1]
         if self.conv_width > 0:
-            kernel = self.param("conv_kernel", nn.initializers.lecun_normal(), (self.conv_width, 1, channels))
+            # Depthwise conv along the tokens as a sum of shifted copies (width is ~4): far cheaper on CPUs than
+            # a grouped convolution and its gradient. Causal: y_t = sum_k w_k x_{t-k}; reverse: x_{t+k}.
+            kernel = self.param("conv_kernel", nn.initializers.lecun_normal(), (self.conv_width, channels))
             bias = self.param("conv_bias", nn.initializers.zeros, (channels,))
-            pad = (0, self.conv_width - 1) if self.reverse else (self.conv_width - 1, 0)
-            x = jax.lax.conv_general_dilated(
-                x.astype(jnp.float32), kernel, window_strides=(1,), padding=(pad,),
-                dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=channels) + bias
+            length, width = x.shape[1], self.conv_width
+            pad = ((0, 0), (0, width - 1) if self.reverse else (width - 1, 0), (0, 0))
+            padded = jnp.pad(x.astype(jnp.float32), pad)
+            start = (lambda k: k) if self.reverse else (lambda k: width - 1 - k)
+            x = sum(kernel[k] * padded[:, start(k):start(k) + length] for k in range(width)) + bias
         x = nn.silu(x)
         rank = self.dt_rank or math.ceil(channels / 16)
         proj = nn.Dense(rank + 2 * self.state_dim, use_bias=False, dtype=self.dtype, name="x_proj")(x)
@@ -115,7 +138,7 @@ class SelectiveSSM(nn.Module):
         skip = self.param("D", nn.initializers.ones, (channels,))
         decay = jnp.exp(dt[..., None] * -jnp.exp(a_log))                 # (B, N, E, S)
         drive = (dt * x)[..., None] * b_in[..., None, :]                  # (B, N, E, S)
-        h = selective_scan(decay, drive, axis=1, reverse=self.reverse)
+        h = selective_scan(decay, drive, axis=1, reverse=self.reverse, method=self.scan)
         return jnp.einsum("bnes,bns->bne", h, c_out) + skip * x
 
 
@@ -125,7 +148,7 @@ class BidirectionalMambaBlock(nn.Module):
 
     Attributes:
       expand: E / dim, inner channels per token feature.
-      state_dim, dt_rank, conv_width: of each direction's :class:`SelectiveSSM`.
+      state_dim, dt_rank, conv_width, scan: of each direction's :class:`SelectiveSSM`.
       dtype: compute dtype of the projections.
 
     Shapes: ``(B, N, dim) -> (B, N, dim)``.
@@ -135,6 +158,7 @@ class BidirectionalMambaBlock(nn.Module):
     state_dim: int = 16
     dt_rank: int = 0
     conv_width: int = 4
+    scan: str = "associative"
     dtype: jnp.dtype | None = None
 
     @nn.compact
@@ -143,7 +167,8 @@ class BidirectionalMambaBlock(nn.Module):
         inner = self.expand * dim
         h = nn.LayerNorm(name="norm")(tokens)
         u, z = jnp.split(nn.Dense(2 * inner, use_bias=False, dtype=self.dtype, name="in_proj")(h), 2, axis=-1)
-        ssm = dict(state_dim=self.state_dim, dt_rank=self.dt_rank, conv_width=self.conv_width, dtype=self.dtype)
+        ssm = dict(state_dim=self.state_dim, dt_rank=self.dt_rank, conv_width=self.conv_width, scan=self.scan,
+                   dtype=self.dtype)
         y = SelectiveSSM(**ssm, reverse=False, name="forward")(u) + SelectiveSSM(**ssm, reverse=True,
                                                                                   name="backward")(u)
         y = y * nn.silu(z.astype(jnp.float32))
@@ -162,12 +187,13 @@ class MambaEncoder(nn.Module):
     state_dim: int = 16
     dt_rank: int = 0
     conv_width: int = 4
+    scan: str = "associative"
     dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, tokens: jax.Array) -> jax.Array:
         for i in range(self.depth):
-            tokens = BidirectionalMambaBlock(self.expand, self.state_dim, self.dt_rank, self.conv_width,
+            tokens = BidirectionalMambaBlock(self.expand, self.state_dim, self.dt_rank, self.conv_width, self.scan,
                                              self.dtype, name=f"block_{i}")(tokens)
         return nn.LayerNorm(name="norm")(tokens)
 

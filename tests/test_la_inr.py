@@ -31,9 +31,10 @@ def test_associative_scan_equals_sequential_loop(reverse):
     ka, kb = jax.random.split(jax.random.key(0))
     a = jax.random.uniform(ka, (2, 9, 3, 4), minval=0.05, maxval=0.95)
     b = jax.random.normal(kb, (2, 9, 3, 4))
-    fast = selective_scan(a, b, axis=1, reverse=reverse)
     slow = selective_scan_loop(a, b, axis=1, reverse=reverse)
-    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+    for method in ("associative", "sequential"):
+        fast = selective_scan(a, b, axis=1, reverse=reverse, method=method)
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
     # a known answer: a = 1/2, b = 1 -> h_t = 2 - 2^-t (t counted from the scan's start)
     h = selective_scan(jnp.full((1, 5), 0.5), jnp.ones((1, 5)), axis=1, reverse=reverse)[0]
     expected = 2.0 - 0.5 ** np.arange(5)
@@ -59,7 +60,8 @@ def test_bidirectional_mamba_shape_and_both_directions():
     for reverse in (False, True):
         ssm = SelectiveSSM(state_dim=3, reverse=reverse)
         v = ssm.init(jax.random.key(3), x)
-        diff = jnp.abs(ssm.apply(v, x.at[:, 3].add(1.0)) - ssm.apply(v, x))[0].max(-1)
+        ssm_apply = jax.jit(ssm.apply)
+        diff = jnp.abs(ssm_apply(v, x.at[:, 3].add(1.0)) - ssm_apply(v, x))[0].max(-1)
         unaffected = diff[4:] if reverse else diff[:3]
         affected = diff[:4] if reverse else diff[3:]
         assert float(unaffected.max()) == 0.0 and float(affected.min()) > 0.0
@@ -118,10 +120,11 @@ def test_apply_equals_inr_of_encoded_variables(encoder):
     np.testing.assert_allclose(batched, values, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("encoder,latent_tokens", [("transformer", "learned"), ("mamba", "patches")])
-def test_grad_is_finite(encoder, latent_tokens):
-    hyper = build_hypernetwork(tiny(encoder, latent_tokens=latent_tokens, num_lp=9 if latent_tokens == "learned"
-                                    else 16))
+@pytest.mark.parametrize("encoder,latent_tokens,scan", [("transformer", "learned", "associative"),
+                                                         ("mamba", "patches", "sequential")])
+def test_grad_is_finite(encoder, latent_tokens, scan):
+    hyper = build_hypernetwork(tiny(encoder, latent_tokens=latent_tokens, mamba_scan=scan,
+                                    num_lp=9 if latent_tokens == "learned" else 16))
     images, coords = images_and_coords()
     variables = hyper.init(jax.random.key(0), images, coords)
 
@@ -194,9 +197,20 @@ def test_few_step_overfit_improves_psnr():
     assert after > 20.0 and after > before + 15.0, (before, after)
 
 
+def test_config_round_trips_through_json_data():
+    import json
+
+    from model_components.hypernetworks import HyperConfig
+
+    config = tiny("mamba", sigmas=(16.0, 8.0, 4.0))
+    again = HyperConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.sigmas == (16.0, 8.0, 4.0)
+
+
 @pytest.mark.parametrize("overrides,match", [
     (dict(patch_size=3), "not divisible by patch_size 3"),
     (dict(encoder="lstm"), "unknown LA-INR encoder 'lstm'"),
+    (dict(mamba_scan="fast"), "unknown mamba_scan 'fast'"),
     (dict(num_lp=100), "num_lp 100 must equal the number of patches 16"),
     (dict(latent_tokens="learned", num_lp=50), "num_lp 50 must be a square number"),
     (dict(decoder_width=30, decoder_heads=4), "decoder_width 30 is not a multiple of decoder_heads 4"),
