@@ -39,6 +39,7 @@ import jax
 from model_components.options import check_value, field_types
 from model_components.precision import DTYPES
 from model_components.registry import Registry
+from model_components.trans_inr import TransINROptions
 from model_components.weight_hypernet import WeightHypernetOptions
 
 __all__ = ["HYPERNETWORKS", "HyperConfig", "HyperNetwork", "build_hypernetwork", "hyper_config"]
@@ -63,6 +64,7 @@ class HyperNetwork(Protocol):
 #: Architecture name -> its options dataclass (whose ``build`` makes the module). The explicit list.
 HYPERNETWORKS: Registry[type] = Registry("hypernetwork", {
     "weights": WeightHypernetOptions,
+    "transinr": TransINROptions,
 })
 
 
