@@ -172,8 +172,26 @@ def test_grad_is_finite_and_nonzero(model):
     assert float(sum(jnp.sum(jnp.abs(g)) for g in jax.tree.leaves(image_dependent))) > 0
 
 
-def test_vmap_over_images_equals_batch(model):
-    _, hyper, variables = model
+@pytest.mark.parametrize("name", ["weights_full", "transinr"])  # (the low-rank INR is the same kind of MLP)
+def test_derivatives_compose(name):
+    """A symmetric, finite Hessian (forward over reverse) with respect to a query point; jvp w.r.t. the images."""
+    _, hyper, variables = initialised(name)
+    images = tiny_images(1)
+
+    def red(point):
+        return hyper.apply(variables, images, point[None])[0, 0, 0]
+
+    hessian = jax.jit(jax.hessian(red))(jnp.array([0.3, -0.2]))
+    assert hessian.shape == (2, 2) and bool(jnp.all(jnp.isfinite(hessian)))
+    np.testing.assert_allclose(hessian, hessian.T, atol=1e-4, rtol=1e-3)
+    _, tangent = jax.jit(lambda im, t: jax.jvp(lambda x: hyper.apply(variables, x, jnp.zeros((1, 2))), (im,), (t,)))(
+        images, jnp.ones_like(images))
+    assert tangent.shape == (1, 1, 3) and bool(jnp.all(jnp.isfinite(tangent)))
+
+
+@pytest.mark.parametrize("name", ["weights_lowrank", "transinr"])
+def test_vmap_over_images_equals_batch(name):
+    _, hyper, variables = initialised(name)
     images, coords = tiny_images(3), pixel_coords()
     batch = jitted(hyper)(variables, images, coords)
     one_by_one = jax.jit(jax.vmap(lambda im: hyper.apply(variables, im[None], coords)[0]))(images)
