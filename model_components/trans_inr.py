@@ -115,7 +115,8 @@ class TransINR(nn.Module):
 
     @nn.compact
     def _emit(self, images: jax.Array, coords: jax.Array | None = None, latent_only: bool = False) -> Any:
-        """``(per-image params, constants)``; the latents (``latent_only``); or the INRs' values at ``coords``."""
+        """Per-image params (leading B); the latents (``latent_only``); or the INRs' values at ``coords``. One
+        compact method, so that every path builds the same variables."""
         check_images(images)
         batch = images.shape[0]
         inr = self.inr()

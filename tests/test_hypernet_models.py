@@ -267,6 +267,9 @@ def test_hyper_config_round_trips():
     assert again.rank == 3 and again.encoder_widths == (8, 16)
     module = build_hypernetwork(again)
     assert module.inr().layer_kwargs["omega0"] == 20.0
+    config = hyper_config("transinr", n_groups=8, inr_width=32, pe_frequencies=5)
+    again = type(config).from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and build_hypernetwork(again).inr().encoding_kwargs["num_frequencies"] == 5
 
 
 @pytest.mark.parametrize("overrides, match", [
