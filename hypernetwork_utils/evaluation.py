@@ -304,8 +304,8 @@ def encoded_size(inr_variables: Any) -> int:
 
 
 def latent_features(model: nn.Module, variables: Any, images: Any, batch_size: int = 64) -> np.ndarray:
-    """One flat feature vector per image: the model's own latent if it has an ``encode_latents`` method
-    (``apply(..., method="encode_latents") -> (B, ...)``), else the emitted INR variables that differ between
+    """One flat feature vector per image: the model's own latent if it has a ``latents`` method
+    (``apply(..., method="latents") -> (B, ...)``), else the emitted INR variables that differ between
     images (shared weights, repeated for every image, are left out), flattened and concatenated.
 
     Returns:
@@ -313,9 +313,9 @@ def latent_features(model: nn.Module, variables: Any, images: Any, batch_size: i
     """
     images = as_images(images)
     count = images.shape[0]
-    if hasattr(model, "encode_latents"):
+    if hasattr(model, "latents"):
         size, groups = _groups(count, batch_size)
-        latents = jax.jit(lambda v, x: model.apply(v, x, method="encode_latents"))
+        latents = jax.jit(lambda v, x: model.apply(v, x, method="latents"))
         parts = [np.asarray(latents(variables, _pad(images[s:s + n], size)))[:n] for s, n in groups]
         return np.concatenate(parts).reshape(count, -1).astype(np.float32)
     rows, varying = [], None

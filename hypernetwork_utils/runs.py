@@ -178,7 +178,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, out: str | Path |
         "jitter": {"sigma": list(ev.JITTER_SIGMAS), "psnr_mean": [float(v) for v in jitter.mean(axis=1)],
                    "psnr_median": [float(v) for v in np.median(jitter, axis=1)], "seed": seed},
         "super_resolution": {"factors": [4, 8], "images": len(shown), "figure": "super_resolution.png"},
-        "embedding": {"method": "encode_latents" if hasattr(model, "encode_latents") else "pca of emitted variables",
+        "embedding": {"method": "latents" if hasattr(model, "latents") else "pca of emitted variables",
                       "explained_variance": [float(v) for v in explained]},
         "speed": speed, "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }

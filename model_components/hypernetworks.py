@@ -18,6 +18,8 @@ The contract of a hypernetwork (every entry of :data:`HYPERNETWORKS` builds a Fl
   rendering at any size, evaluation and every JAX transformation work on an encoded image exactly as on a fitted
   INR (``vmap`` over the batch axis). Weights shared by every image (a base network, a decoder) are part of
   each image's emitted variables.
+* Optionally, ``apply(variables, images, method="latents") -> (B, ...)`` gives the image's latent code (the
+  embedding that evaluation plots); every registered hypernetwork has one.
 * ``apply`` is pure and composes with ``jax.grad``, ``vmap`` and ``jit`` (with respect to the hypernetwork's
   params, the images and the coords).
 
