@@ -15,6 +15,7 @@ Modules:
   presets       -- ``MODEL_PRESETS``: named architectures (training settings live in ``inr_utils.presets``).
   templates     -- ``ParamTemplate``: shapes of an INR's variables, flatten/unflatten (what hypernetworks emit).
   weight_hypernet -- the ``weights`` hypernetwork: image encoder -> full or low-rank-modulated INR params.
+  trans_inr     -- the ``transinr`` hypernetwork (Trans-INR): weight tokens rescale a base MLP's columns.
 
 Words: *coords* are points of the signal's domain, shape ``(..., in_dim)``, in [-1, 1]; a *field* or
 *INR* maps coords to signal values ``(..., out_dim)``; *params* are plain pytrees, so a hypernetwork can
@@ -28,11 +29,12 @@ from model_components.inrs import INR, MODELS, ModelConfig, build_model, count_p
 from model_components.layers import DenseLayer, Linear, SineLayer
 from model_components.mlp import MLPINR, MLPOptions
 from model_components.presets import MODEL_PRESETS
+from model_components.trans_inr import TransINR, TransINROptions
 from model_components.weight_hypernet import WeightHypernetOptions, WeightHypernetwork
 
 __all__ = [
     "ACTIVATIONS", "ENCODINGS", "LAYERS", "GaussianFourierFeatures", "PositionalEncoding", "fast_cos", "fast_sin",
     "INR", "MODELS", "ModelConfig", "build_model", "count_params", "model_config", "DenseLayer", "Linear",
     "SineLayer", "MLPINR", "MLPOptions", "MODEL_PRESETS",
-    "WeightHypernetOptions", "WeightHypernetwork",
+    "WeightHypernetOptions", "WeightHypernetwork", "TransINR", "TransINROptions",
 ]

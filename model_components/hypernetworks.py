@@ -40,6 +40,7 @@ from model_components.la_inr import LAINROptions
 from model_components.options import check_value, field_types
 from model_components.precision import DTYPES
 from model_components.registry import Registry
+from model_components.trans_inr import TransINROptions
 from model_components.weight_hypernet import WeightHypernetOptions
 
 __all__ = ["HYPERNETWORKS", "HyperConfig", "HyperNetwork", "build_hypernetwork", "hyper_config"]
@@ -65,6 +66,7 @@ class HyperNetwork(Protocol):
 HYPERNETWORKS: Registry[type] = Registry("hypernetwork", {
     "lainr": LAINROptions,
     "weights": WeightHypernetOptions,
+    "transinr": TransINROptions,
 })
 
 

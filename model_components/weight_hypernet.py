@@ -46,7 +46,7 @@ from model_components.precision import DTYPES
 if TYPE_CHECKING:
     from model_components.hypernetworks import HyperConfig
 
-__all__ = ["WeightHypernetOptions", "WeightHypernetwork", "ImageEncoder", "apply_inr_batch"]
+__all__ = ["WeightHypernetOptions", "WeightHypernetwork", "ImageEncoder", "apply_inr_batch", "check_images"]
 
 MODES = ("full", "lowrank")
 ENCODERS = ("conv", "mlp")
@@ -73,7 +73,8 @@ def apply_inr_batch(inr: nn.Module, params: Any, constants: Mapping[str, Any], c
     return jax.vmap(one, in_axes=(0, 0 if coords.ndim == 3 else None))(params, coords)
 
 
-def _check_images(images: jax.Array) -> None:
+def check_images(images: jax.Array) -> None:
+    """Raises ``ValueError`` unless ``images`` is ``(B, H, W, C)``."""
     if images.ndim != 4:
         raise ValueError(f"images must be (B, H, W, C), got shape {tuple(images.shape)}")
 
@@ -201,7 +202,7 @@ class WeightHypernetwork(nn.Module):
     def _emit(self, images: jax.Array, coords: jax.Array | None = None, latent_only: bool = False) -> Any:
         """``(per-image params with leading B, shared constants without)``; the latents (``latent_only``); or the
         INRs' values at ``coords`` (given). One compact method, so that every path builds the same variables."""
-        _check_images(images)
+        check_images(images)
         dtype = DTYPES[self.dtype]
         z = ImageEncoder(self.encoder, tuple(self.encoder_widths), self.latent_dim, dtype, name="encoder")(images)
         if latent_only:

@@ -29,6 +29,8 @@ TINY = {
     "weights_mlp_ffn": ("weights", dict(mode="full", encoder="mlp", encoder_widths=(32,), latent_dim=16,
                                         inr_model="ffn", inr_width=16, inr_depth=1,
                                         inr_options={"fourier_features": 8, "fourier_scale": 2.0})),
+    "transinr": ("transinr", dict(patch_size=4, dim=32, depth=1, heads=2, n_groups=4, inr_width=16, inr_depth=1,
+                                  pe_frequencies=4)),
 }
 
 
@@ -78,7 +80,7 @@ def jitted(hyper, method: str | None = None):
     return _JITTED[key]
 
 
-@pytest.fixture(params=sorted(TINY))
+@pytest.fixture(params=["weights_full", "weights_lowrank", "transinr"])
 def model(request):
     """(config, module, variables) of each tiny hypernetwork."""
     return initialised(request.param)
@@ -89,7 +91,24 @@ def test_registered():
 
 
 def test_emitted_pytree_is_the_inr_template(model):
-    config, hyper, variables = model
+    check_template(*model)
+
+
+def test_mlp_encoder_and_inr_with_constants():
+    """An MLP encoder and an INR with constants (a Fourier matrix): template, values and shared constants."""
+    config, hyper, variables = initialised("weights_mlp_ffn")
+    check_template(config, hyper, variables)
+    assert "ImageEncoder" not in str(variables["params"]["encoder"]) and "dense_0" in variables["params"]["encoder"]
+    matrix = variables["constants"]["inr"]["constants"]["encoding"]["B"]
+    emitted = jitted(hyper, "encode")(variables, tiny_images(3))
+    np.testing.assert_array_equal(emitted["constants"]["encoding"]["B"][1], matrix)
+    values = jitted(hyper)(variables, tiny_images(3), pixel_coords())
+    inr = build_model(config.options.inr_config(config))
+    np.testing.assert_allclose(inr.apply(jax.tree.map(lambda v: v[1], emitted), pixel_coords()), values[1],
+                               atol=1e-5, rtol=1e-5)
+
+
+def check_template(config, hyper, variables):
     images = tiny_images(3)
     emitted = jitted(hyper, "encode")(variables, images)
     template = param_template(config.options.inr_config(config))
@@ -144,15 +163,35 @@ def test_grad_is_finite_and_nonzero(model):
     leaves = jax.tree.leaves(grads)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
     assert float(sum(jnp.sum(jnp.abs(g)) for g in leaves)) > 0
-    # the image-dependent part learns from the start: the encoder, or (low rank, whose V heads start at zero
-    # so that the INR starts as the base one) the V heads
-    image_dependent = [v for k, v in grads.items() if k == "encoder" or k.startswith("v_")] \
-        if "base" in grads else [grads["encoder"]]
+    # the image-dependent part learns from the start: the image encoder / patch embedding, or (low rank, whose
+    # V heads start at zero so that the INR starts as the base one) the V heads
+    if "u_head_kernel" in grads:
+        image_dependent = [v for k, v in grads.items() if k.startswith("v_")]
+    else:
+        image_dependent = grads["encoder"] if "encoder" in grads else grads["patches"]
     assert float(sum(jnp.sum(jnp.abs(g)) for g in jax.tree.leaves(image_dependent))) > 0
 
 
-def test_vmap_over_images_equals_batch(model):
-    _, hyper, variables = model
+@pytest.mark.parametrize("name", ["weights_full", "transinr"])  # (the low-rank INR is the same kind of MLP)
+def test_derivatives_compose(name):
+    """A symmetric, finite Hessian (forward over reverse) with respect to a query point; jvp w.r.t. the images."""
+    _, hyper, variables = initialised(name)
+    images = tiny_images(1)
+
+    def red(point):
+        return hyper.apply(variables, images, point[None])[0, 0, 0]
+
+    hessian = jax.jit(jax.hessian(red))(jnp.array([0.3, -0.2]))
+    assert hessian.shape == (2, 2) and bool(jnp.all(jnp.isfinite(hessian)))
+    np.testing.assert_allclose(hessian, hessian.T, atol=1e-4, rtol=1e-3)
+    _, tangent = jax.jit(lambda im, t: jax.jvp(lambda x: hyper.apply(variables, x, jnp.zeros((1, 2))), (im,), (t,)))(
+        images, jnp.ones_like(images))
+    assert tangent.shape == (1, 1, 3) and bool(jnp.all(jnp.isfinite(tangent)))
+
+
+@pytest.mark.parametrize("name", ["weights_lowrank", "transinr"])
+def test_vmap_over_images_equals_batch(name):
+    _, hyper, variables = initialised(name)
     images, coords = tiny_images(3), pixel_coords()
     batch = jitted(hyper)(variables, images, coords)
     one_by_one = jax.jit(jax.vmap(lambda im: hyper.apply(variables, im[None], coords)[0]))(images)
@@ -212,6 +251,7 @@ def _overfit_psnr(name: str, steps: int, learning_rate: float) -> tuple[float, f
 @pytest.mark.parametrize("name, steps, learning_rate, gain", [
     ("weights_full", 60, 1e-3, 5.0),
     ("weights_lowrank", 60, 1e-3, 5.0),
+    ("transinr", 200, 1e-3, 6.0),  # Trans-INR starts slower (unit-norm columns; measured +12 dB at 300 steps)
 ])
 def test_jitted_adam_overfits_four_images(name, steps, learning_rate, gain):
     before, after = _overfit_psnr(name, steps, learning_rate)
@@ -227,6 +267,9 @@ def test_hyper_config_round_trips():
     assert again.rank == 3 and again.encoder_widths == (8, 16)
     module = build_hypernetwork(again)
     assert module.inr().layer_kwargs["omega0"] == 20.0
+    config = hyper_config("transinr", n_groups=8, inr_width=32, pe_frequencies=5)
+    again = type(config).from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and build_hypernetwork(again).inr().encoding_kwargs["num_frequencies"] == 5
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -252,3 +295,56 @@ def test_bad_inputs_raise():
         hyper.apply(variables, images[0], pixel_coords())
     with pytest.raises(ValueError, match="coords"):
         hyper.apply(variables, images, jnp.zeros((2, 2, 5, 2)))
+
+
+def test_transinr_columns_are_modulated_and_unit_norm():
+    _, hyper, variables = initialised("transinr")
+    emitted = jitted(hyper, "encode")(variables, tiny_images(3))["params"]
+    base = variables["params"]["base"]
+    kernels = {"layer_0": emitted["layer_0"]["Linear_0"]["kernel"], "layer_1": emitted["layer_1"]["Linear_0"]["kernel"],
+               "head": emitted["head"]["kernel"]}
+    for name, kernel in kernels.items():  # every layer, the output one included: columns of unit L2 norm
+        np.testing.assert_allclose(jnp.linalg.norm(kernel, axis=-2), 1.0, atol=1e-5, err_msg=name)
+        assert float(jnp.max(jnp.abs(kernel[0] - kernel[1]))) > 1e-4  # per image
+    # biases are the shared base biases
+    np.testing.assert_array_equal(emitted["layer_1"]["Linear_0"]["bias"][2], base["layer_1"]["Linear_0"]["bias"])
+    # n_groups = 4 < width 16: column j is base column j times group (j mod 4)'s vector, normalised, so columns
+    # j and j + 4 share the rescaling: their ratio to the base column is proportional
+    w, w0 = kernels["layer_1"][0], base["layer_1"]["Linear_0"]["kernel"]
+    ratio_0, ratio_4 = w[:, 0] / w0[:, 0], w[:, 4] / w0[:, 4]
+    np.testing.assert_allclose(ratio_0 / jnp.linalg.norm(ratio_0), ratio_4 / jnp.linalg.norm(ratio_4), atol=1e-4)
+
+
+def test_modulated_columns_formula():
+    from model_components.trans_inr import modulated_columns
+
+    kernel = jnp.arange(1.0, 13.0).reshape(3, 4)
+    scales = jnp.array([[1.0, 2.0], [1.0, 0.5], [2.0, 1.0]])  # (n=3, g=2)
+    got = modulated_columns(kernel, scales)
+    tiled = jnp.concatenate([scales, scales], axis=1)
+    want = kernel * tiled / jnp.linalg.norm(kernel * tiled, axis=0, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert bool(jnp.all(jnp.isfinite(jax.grad(lambda k: modulated_columns(k, jnp.zeros((3, 2))).sum())(kernel))))
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(patch_size=5), "patch_size"),
+    (dict(dim=30, heads=4), "heads"),
+    (dict(n_groups=3), "n_groups"),
+    (dict(depth=0), "depth"),
+    (dict(pe_frequencies=0), "pe_frequencies"),
+])
+def test_bad_transinr_options_raise(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        hyper_config("transinr", image_size=(16, 16), **overrides)
+
+
+def test_default_sizes():
+    """The defaults' parameter counts (CIFAR-10 32x32) stay in the range of an LA-INR of 0.5-1.5 M params."""
+    from model_components.inrs import count_params
+
+    for architecture, overrides in (("weights", {}), ("weights", {"mode": "lowrank"}), ("transinr", {})):
+        hyper = build_hypernetwork(hyper_config(architecture, **overrides))
+        shapes = jax.eval_shape(hyper.init, jax.random.key(0), jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32),
+                                jax.ShapeDtypeStruct((5, 2), jnp.float32))
+        assert 0.5e6 < count_params(shapes["params"]) < 1.5e6, (architecture, overrides)
