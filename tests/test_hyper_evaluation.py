@@ -149,6 +149,8 @@ def test_encode_render_reconstruct_equal_apply():
 
 
 REAL = {"weights_lowrank": ("weights", {"mode": "lowrank", "latent_dim": 16, "inr_width": 16, "inr_depth": 1}),
+        "transinr": ("transinr", {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "n_groups": 4,
+                                  "inr_width": 16, "inr_depth": 2, "pe_frequencies": 4}),
         "lainr": ("lainr", {"patch_size": 4, "num_lp": 16, "dim": 16, "depth": 1, "heads": 2, "decoder_width": 16,
                             "decoder_heads": 1, "num_frequencies": 4, "pe_frequencies": 2})}
 
