@@ -26,7 +26,7 @@ from pathlib import Path
 from hypernetwork_utils.presets import TRAINING_PRESETS, training_preset
 from hypernetwork_utils.training import HyperTrainingSettings
 from inr_utils.cli import EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineArgumentParser, option_arg, positive_int, run_cli
-from inr_utils.errors import InputError
+from inr_utils.errors import InputError, user_input
 from inr_utils.training import DivergenceError, TrainingInterrupted
 from model_components.hypernetworks import HYPERNETWORKS
 
@@ -102,7 +102,8 @@ def main() -> int:
         base = training_preset(args.preset)
         if "epochs" in given and "steps" not in given:
             base = dataclasses.replace(base, steps=None)
-        settings = HyperTrainingSettings.from_dict({**base.to_dict(), **given})
+        with user_input():
+            settings = HyperTrainingSettings.from_dict({**base.to_dict(), **given})
     run_dir: list[Path] = []
 
     def announce(folder: Path) -> None:

@@ -42,7 +42,7 @@ from hypernetwork_utils.training import (
 from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar
 from inr_utils.checkpoints import latest_step, restore_checkpoint, save_checkpoint
 from inr_utils.engine import ChunkInfo
-from inr_utils.errors import InputError
+from inr_utils.errors import InputError, user_input
 from inr_utils.files import write_text
 from inr_utils.fitting import prepare_output_dir
 from inr_utils.metrics import psnr
@@ -189,46 +189,48 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
       overrides: on resume, settings given again (only ``epochs`` / ``steps`` may differ from the saved ones).
 
     Raises:
-      InputError / ValueError: bad data, model, option, setting or folder (before anything is written).
+      InputError: bad data, model, option, setting or folder (before anything is written).
       DivergenceError: the loss became NaN/inf; the last good state is checkpointed first.
       TrainingInterrupted: Ctrl-C or SIGTERM; the state of the last complete chunk is checkpointed first.
     """
-    if resume:
-        if out is None:
-            raise InputError("--resume needs the run folder to continue")
-        out = Path(out)
-        if not (out / "config.json").is_file():
-            raise InputError(f"'{out}' is not a hypernetwork run folder (no config.json); pass the --out of an "
-                             "earlier train_hypernetwork.py run")
-        saved = json.loads((out / "config.json").read_text())
-        try:
-            hyper = HyperConfig.from_dict(saved["hypernetwork"])
-            settings = resume_settings(saved["training"], overrides or {})
-            data_info = saved["data"]
-        except KeyError as err:
-            raise InputError(f"'{out}/config.json' lacks {err}; it was not written by train_hypernetwork.py") from None
-        data = data_info["path"] if data is None else data
-        if data != data_info["path"]:
-            raise InputError(f"--resume continues on the run's own data '{data_info['path']}'; pass --data "
-                             f"{data_info['path']}")
-        train_set, val_set = _load(data, tuple(data_info["image_size"]), data_info["val_count"], data_info["seed"],
-                                   data_info.get("channels"))
-    else:
-        settings = (settings or HyperTrainingSettings()).validate()
-        if model is None or data is None:
-            raise InputError("a new run needs --model and --data (or --resume RUN_DIR to continue one)")
-        train_set, val_set = _load(data, image_size, settings.val_count, settings.seed)
-        hyper = hyper_config(model, **{**(options or {}), "image_size": list(train_set.image_size),
-                                       "channels": train_set.channels})
-        data_info = {"path": str(data), "val_count": settings.val_count, "seed": settings.seed,
-                     "image_size": list(train_set.image_size), "channels": train_set.channels,
-                     "split": "train", "train_count": len(train_set), "source": train_set.source}
-    config = run_config(hyper, settings, data_info)
+    with user_input():  # options, settings and data come from the user: their ValueErrors are bad input
+        if resume:
+            if out is None:
+                raise InputError("--resume needs the run folder to continue")
+            out = Path(out)
+            if not (out / "config.json").is_file():
+                raise InputError(f"'{out}' is not a hypernetwork run folder (no config.json); pass the --out of an "
+                                 "earlier train_hypernetwork.py run")
+            saved = json.loads((out / "config.json").read_text())
+            try:
+                hyper = HyperConfig.from_dict(saved["hypernetwork"])
+                settings = resume_settings(saved["training"], overrides or {})
+                data_info = saved["data"]
+            except KeyError as err:
+                raise InputError(f"'{out}/config.json' lacks {err}; it was not written by "
+                                 "train_hypernetwork.py") from None
+            data = data_info["path"] if data is None else data
+            if data != data_info["path"]:
+                raise InputError(f"--resume continues on the run's own data '{data_info['path']}'; pass --data "
+                                 f"{data_info['path']}")
+            train_set, val_set = _load(data, tuple(data_info["image_size"]), data_info["val_count"], data_info["seed"],
+                                       data_info.get("channels"))
+        else:
+            settings = (settings or HyperTrainingSettings()).validate()
+            if model is None or data is None:
+                raise InputError("a new run needs --model and --data (or --resume RUN_DIR to continue one)")
+            train_set, val_set = _load(data, image_size, settings.val_count, settings.seed)
+            hyper = hyper_config(model, **{**(options or {}), "image_size": list(train_set.image_size),
+                                           "channels": train_set.channels})
+            data_info = {"path": str(data), "val_count": settings.val_count, "seed": settings.seed,
+                         "image_size": list(train_set.image_size), "channels": train_set.channels,
+                         "split": "train", "train_count": len(train_set), "source": train_set.source}
+        config = run_config(hyper, settings, data_info)
 
-    mesh = data_mesh()
-    local_rows(settings.batch_size, mesh)
-    batches = Batches(train_set, settings.batch_size, settings.seed, jax.process_index(), jax.process_count())
-    total = settings.total_steps(batches.steps_per_epoch)
+        mesh = data_mesh()
+        local_rows(settings.batch_size, mesh)
+        batches = Batches(train_set, settings.batch_size, settings.seed, jax.process_index(), jax.process_count())
+        total = settings.total_steps(batches.steps_per_epoch)
     module = build_hypernetwork(hyper)
     optimizer = build_hyper_optimizer(settings, batches.steps_per_epoch)
     h, w = hyper.image_size
