@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,18 @@ from inr_utils.config import FitConfig
 from model_components.inrs import model_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# One persistent XLA compilation cache for the suite and the scripts it runs as subprocesses (they inherit the
+# environment): the tests compile the same small programs in many processes (every script run compiles its model
+# again), and a cache hit skips XLA's compilation. Keyed by the program and the JAX version, so it never changes
+# a result; a user's own JAX_COMPILATION_CACHE_DIR is kept.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(),
+                                                                 f"flax-inr-test-xla-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def synthetic_image(height: int = 32, width: int = 32) -> np.ndarray:
