@@ -19,17 +19,15 @@ import sys
 from pathlib import Path
 
 from inr_utils.cli import (
-    EXIT_DIVERGED,
-    EXIT_INTERRUPTED,
     OneLineArgumentParser,
     add_model_flags,
     add_training_flags,
     config_from_flags,
     run_cli,
+    run_training_command,
 )
 from inr_utils.errors import InputError
 from inr_utils.fitting import run_fit
-from inr_utils.training import DivergenceError, TrainingInterrupted
 from model_components.presets import MODEL_PRESETS
 
 
@@ -70,17 +68,11 @@ def main() -> int:
         print(f"model {config.model.model}: {json.dumps(dataclasses.asdict(config.model))}", file=sys.stderr)
         print(f"writing to {folder}", file=sys.stderr, flush=True)
 
-    try:
-        metrics = run_fit(config, args.resume or args.out, resume=bool(args.resume), progress=not args.no_progress,
-                          eval_every=args.eval_every, announce=announce)
-    except DivergenceError as err:
-        sys.stderr.write(f"error: {err}. The last good checkpoint (step {int(err.state.step)}) was kept.\n")
-        return EXIT_DIVERGED
-    except TrainingInterrupted as err:
-        folder = run_dir[0] if run_dir else "RUN_DIR"
-        sys.stderr.write(f"\ninterrupted at step {int(err.state.step)}; checkpoint saved. "
-                         f"Continue with: python experiments/fit_image.py --resume {folder}\n")
-        return EXIT_INTERRUPTED
+    metrics = run_training_command(
+        lambda: run_fit(config, args.resume or args.out, resume=bool(args.resume), progress=not args.no_progress,
+                        eval_every=args.eval_every, announce=announce), "experiments/fit_image.py", run_dir)
+    if isinstance(metrics, int):  # stopped early: the exit code
+        return metrics
     print(f"results in {run_dir[0]}", file=sys.stderr)
     print(json.dumps(metrics))
     return 0

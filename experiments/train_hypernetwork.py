@@ -25,9 +25,8 @@ from pathlib import Path
 
 from hypernetwork_utils.presets import TRAINING_PRESETS, training_preset
 from hypernetwork_utils.training import HyperTrainingSettings
-from inr_utils.cli import EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineArgumentParser, option_arg, positive_int, run_cli
+from inr_utils.cli import OneLineArgumentParser, option_arg, positive_int, run_cli, run_training_command
 from inr_utils.errors import InputError, user_input
-from inr_utils.training import DivergenceError, TrainingInterrupted
 from model_components.hypernetworks import HYPERNETWORKS
 
 #: Flags that set HyperTrainingSettings fields (argparse dest names are the field names).
@@ -112,18 +111,12 @@ def main() -> int:
 
     from hypernetwork_utils.training_run import run_training
 
-    try:
-        metrics = run_training(args.model, args.data, settings, dict(args.set), args.resume or args.out,
-                               resume=bool(args.resume), image_size=args.image_size, progress=not args.no_progress,
-                               announce=announce, overrides=given)
-    except DivergenceError as err:
-        sys.stderr.write(f"error: {err}. The last good checkpoint (step {int(err.state.step)}) was kept.\n")
-        return EXIT_DIVERGED
-    except TrainingInterrupted as err:
-        folder = run_dir[0] if run_dir else "RUN_DIR"
-        sys.stderr.write(f"\ninterrupted at step {int(err.state.step)}; checkpoint saved. "
-                         f"Continue with: python experiments/train_hypernetwork.py --resume {folder}\n")
-        return EXIT_INTERRUPTED
+    metrics = run_training_command(
+        lambda: run_training(args.model, args.data, settings, dict(args.set), args.resume or args.out,
+                             resume=bool(args.resume), image_size=args.image_size, progress=not args.no_progress,
+                             announce=announce, overrides=given), "experiments/train_hypernetwork.py", run_dir)
+    if isinstance(metrics, int):  # stopped early: the exit code
+        return metrics
     if metrics:
         print(f"results in {run_dir[0]}", file=sys.stderr)
         print(json.dumps(metrics))

@@ -59,6 +59,32 @@ def run_cli(main: Callable[[], int]) -> None:
         sys.exit(EXIT_BAD_INPUT)
 
 
+def run_training_command(train: Callable[[], Any], script: str, run_dir: Sequence[Path]) -> Any:
+    """Runs ``train()`` (a training run that checkpoints) and turns an early stop into its message and exit code.
+
+    Returns ``train()``'s result; or, when it stopped early, writes one message to stderr and returns the exit code
+    as an ``int``: :data:`EXIT_DIVERGED` for a ``DivergenceError`` (the last good checkpoint kept),
+    :data:`EXIT_INTERRUPTED` for Ctrl-C/SIGTERM (``TrainingInterrupted``; the message says how to resume).
+
+    Args:
+      train: the run, e.g. ``lambda: run_fit(...)``.
+      script: the script's path as the user types it (``experiments/fit_image.py``), for the resume hint.
+      run_dir: the run folder once announced (a list the run's ``announce`` callback appends to), else empty.
+    """
+    from inr_utils.training import DivergenceError, TrainingInterrupted
+
+    try:
+        return train()
+    except DivergenceError as err:
+        sys.stderr.write(f"error: {err}. The last good checkpoint (step {int(err.state.step)}) was kept.\n")
+        return EXIT_DIVERGED
+    except TrainingInterrupted as err:
+        folder = run_dir[0] if run_dir else "RUN_DIR"
+        sys.stderr.write(f"\ninterrupted at step {int(err.state.step)}; checkpoint saved. "
+                         f"Continue with: python {script} --resume {folder}\n")
+        return EXIT_INTERRUPTED
+
+
 def interrupted(out: Path) -> int:
     """Reports a Ctrl-C of a multi-fit experiment (its tables hold the fits finished so far); returns the exit
     code of an interrupted run."""
