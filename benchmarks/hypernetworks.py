@@ -131,7 +131,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Trains one model for ``args.minutes`` and measures it (runs in its own process)."""
     import jax
 
-    from hypernetwork_utils.datasets import Batches, load_cifar10, train_val_split
+    from hypernetwork_utils.batches import Batches, train_val_split
+    from hypernetwork_utils.cifar10 import load_cifar10
     from hypernetwork_utils.training import (
         HyperTrainingSettings,
         build_hyper_optimizer,

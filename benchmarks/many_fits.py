@@ -47,7 +47,7 @@ from common import (
     write_json,
 )
 
-from hypernetwork_utils.datasets import load_cifar10_batch
+from hypernetwork_utils.cifar10 import load_cifar10_batch
 from inr_utils.config import FitConfig
 from inr_utils.devices import use_cpu_cores
 from inr_utils.errors import InputError

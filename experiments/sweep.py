@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from hypernetwork_utils.datasets import load_cifar10_batch
+from hypernetwork_utils.cifar10 import load_cifar10_batch
 from inr_utils.cli import (
     EXIT_INTERRUPTED,
     OneLineArgumentParser,

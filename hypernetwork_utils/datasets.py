@@ -6,15 +6,12 @@ of (``as_float()``), and what a hypernetwork maps to N sets of INR parameters.
 
 Sources (:func:`load_images` picks one from what a script's ``--data`` says):
 
-- CIFAR-10 (Krizhevsky 2009) in the official python-pickle layout: :func:`load_cifar10`
-  (and :func:`load_cifar10_batch`, float images of one batch file, for sweeps and benchmarks);
+- CIFAR-10 (Krizhevsky 2009) in the official python-pickle layout: :func:`hypernetwork_utils.cifar10.load_cifar10`
+  (and ``load_cifar10_batch``, float images of one batch file, for sweeps and benchmarks);
 - a folder of image files, optionally one sub-folder per class: :func:`load_image_folder`;
 - scikit-image's bundled LFW faces (no download), for tiny tests: :func:`load_lfw_faces`.
 
-Training input: :func:`train_val_split` (deterministic, disjoint) and :class:`Batches`, which gives the batch of
-any global step as a pure function of the step (fixed shapes, so a jitted step compiles once; resuming at step
-k gives the batches an uninterrupted run sees; each process of a multi-host run takes its rows of the global
-batch).
+Training input: :mod:`hypernetwork_utils.batches` (the train/validation split and step-indexed batches).
 
 Pixel values: uint8 ``v`` stands for ``v / 255`` in [0, 1], the range every INR of the library is fitted to.
 Resizing (image folders, LFW, CIFAR at another size): the largest centred region of the target's aspect ratio
@@ -24,7 +21,6 @@ is resampled to the target size with Pillow's bicubic filter, which is antialias
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,25 +32,15 @@ from inr_utils.errors import InputError
 from inr_utils.images import load_image
 
 __all__ = [
-    "CIFAR10_CLASSES",
     "IMAGE_SUFFIXES",
-    "Batches",
     "ImageSet",
-    "cifar10_folder",
-    "load_cifar10",
-    "load_cifar10_batch",
     "load_image_folder",
     "load_images",
     "load_lfw_faces",
     "resize_images",
     "to_float",
-    "train_val_split",
 ]
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
-_CIFAR_FOLDER = "cifar-10-batches-py"
-_TRAIN_BATCH = re.compile(r"data_batch_(\d+)")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_SIZE = (32, 32)
 
@@ -121,173 +107,6 @@ class ImageSet:
     def as_float(self) -> np.ndarray:
         """float32 ``(N, H, W, C)`` in [0, 1] (a new array)."""
         return to_float(self.images)
-
-
-# ----------------------------------------------------------------------------------------------------- CIFAR-10
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only: any other global (which a malicious pickle would use
-    to run code) is refused. The official CIFAR-10 files need just numpy's ``_reconstruct``, ``ndarray`` and
-    ``dtype``."""
-
-    _ALLOWED = {("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
-                ("numpy._core.multiarray", "scalar")}
-
-    def find_class(self, module: str, name: str):
-        module = re.sub(r"^numpy\.core\b", "numpy._core", module)  # pickles written by numpy < 2
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load '{module}.{name}' (only numpy arrays are allowed)")
-        return super().find_class(module, name)
-
-
-def _unpickle(path: Path) -> dict:
-    """The dict of a CIFAR-10 pickle with str keys (the official files, written by Python 2, have bytes keys)."""
-    try:
-        with open(path, "rb") as f:
-            content = _ArrayUnpickler(f, encoding="bytes").load()
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError,
-            TypeError, ValueError) as err:
-        raise InputError(f"'{path}' is not a readable CIFAR-10 python batch ({type(err).__name__}: {err}); "
-                         f"re-download CIFAR-10 (python version) from {CIFAR10_URL}") from None
-    if not isinstance(content, dict):
-        raise InputError(f"'{path}' holds a {type(content).__name__}, not a CIFAR-10 batch dict; "
-                         f"re-download CIFAR-10 (python version) from {CIFAR10_URL}")
-    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in content.items()}
-
-
-def _read_batch(path: Path, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file -> (uint8 ``(n, 32, 32, 3)``, int64 ``(n,)``).
-
-    The file stores each image as 3,072 bytes, channel-major: 1,024 red values (rows first), then green, then
-    blue.
-    """
-    batch = _unpickle(path)
-    fix = f"re-download CIFAR-10 (python version) from {CIFAR10_URL}"
-    if "data" not in batch or "labels" not in batch:
-        raise InputError(f"'{path}' lacks the 'data' and 'labels' entries of a CIFAR-10 batch; {fix}")
-    data = np.asarray(batch["data"])
-    try:
-        labels = np.asarray(batch["labels"], np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"'{path}' has labels that are not integers; {fix}") from None
-    if data.ndim != 2 or data.shape[1] != 3072 or not np.issubdtype(data.dtype, np.integer):
-        raise InputError(f"'{path}' has data of shape {data.shape} ({data.dtype}), expected (n, 3072) uint8; {fix}")
-    if data.size and (data.min() < 0 or data.max() > 255):
-        raise InputError(f"'{path}' has pixel values outside [0, 255]; {fix}")
-    if labels.shape != (data.shape[0],):
-        raise InputError(f"'{path}' has {labels.size} labels for {data.shape[0]} images; {fix}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise InputError(f"'{path}' has labels outside [0, {num_classes}); {fix}")
-    images = data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), labels
-
-
-def _class_names(folder: Path) -> tuple[str, ...]:
-    """``label_names`` of ``folder/batches.meta``, or the 10 standard names when that file is absent."""
-    meta = folder / "batches.meta"
-    if not meta.is_file():
-        return CIFAR10_CLASSES
-    names = _unpickle(meta).get("label_names")
-    if not isinstance(names, (list, tuple)) or not names:
-        raise InputError(f"'{meta}' has no 'label_names' list; delete it (the standard names are then used) or "
-                         f"re-download CIFAR-10 (python version) from {CIFAR10_URL}")
-    return tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names)
-
-
-def cifar10_folder(path: str | Path) -> Path | None:
-    """The folder holding CIFAR-10 batch files: ``path`` itself if it holds ``data_batch_N`` or ``test_batch``,
-    else its ``cifar-10-batches-py`` sub-folder if that does; ``None`` when neither (or ``path`` is no folder)."""
-    path = Path(path)
-    for folder in (path, path / _CIFAR_FOLDER):
-        if folder.is_dir() and any(_TRAIN_BATCH.fullmatch(p.name) or p.name == "test_batch"
-                                   for p in folder.iterdir() if p.is_file()):
-            return folder
-    return None
-
-
-def _train_files(folder: Path) -> list[Path]:
-    """``data_batch_N`` files of ``folder`` in increasing N."""
-    files = [p for p in folder.iterdir() if p.is_file() and _TRAIN_BATCH.fullmatch(p.name)]
-    return sorted(files, key=lambda p: int(_TRAIN_BATCH.fullmatch(p.name).group(1)))
-
-
-def load_cifar10(path: str | Path, split: str = "train") -> ImageSet:
-    """CIFAR-10 (Krizhevsky 2009, "Learning multiple layers of features from tiny images") from the official
-    python-pickle layout: ``cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``.
-
-    Any subset of the batch files may be present (e.g. ``data_batch_1`` alone). The files are pickles: load
-    only files you trust. As a precaution they are read with an unpickler that accepts numpy arrays and plain
-    containers only, and refuses anything else.
-
-    Args:
-      path: the ``cifar-10-batches-py`` folder, the folder holding it, or one batch file (which is read
-        whatever ``split`` says).
-      split: ``"train"``: every ``data_batch_N`` present, in increasing N (10,000 images each);
-        ``"test"``: ``test_batch``; ``"all"``: the training batches, then ``test_batch`` (those present).
-
-    Returns:
-      An :class:`ImageSet` of uint8 ``(N, 32, 32, 3)`` RGB images and int64 labels in [0, 10), with the class
-      names of ``batches.meta`` (the 10 standard names when that file is absent); ``source`` is the folder
-      (or file) read.
-
-    Raises:
-      InputError: ``split`` is unknown, the folder or the files of the split are missing, or a file is
-        corrupt, truncated or not a CIFAR-10 batch; the message names the file and the fix.
-    """
-    if split not in ("train", "test", "all"):
-        raise InputError(f"unknown CIFAR-10 split '{split}'; use 'train', 'test' or 'all'")
-    path = Path(path)
-    if path.is_file():
-        folder, files = path.parent, [path]
-    else:
-        folder = cifar10_folder(path)
-        if folder is None:
-            what = "does not exist" if not path.exists() else "holds no CIFAR-10 batch files (data_batch_N, test_batch)"
-            raise InputError(f"CIFAR-10 folder '{path}' {what}; download CIFAR-10 (python version) from "
-                             f"{CIFAR10_URL} and pass its cifar-10-batches-py folder")
-        train = _train_files(folder) if split in ("train", "all") else []
-        test = [folder / "test_batch"] if split in ("test", "all") and (folder / "test_batch").is_file() else []
-        files = train + test
-        if not files:
-            wanted = {"train": "data_batch_N files", "test": "test_batch", "all": "batch files"}[split]
-            raise InputError(f"CIFAR-10 folder '{folder}' has no {wanted} for split '{split}'; download them from "
-                             f"{CIFAR10_URL} or choose another split")
-    class_names = _class_names(folder)
-    parts = [_read_batch(f, len(class_names)) for f in files]
-    images = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-    labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-    return ImageSet(images, labels, class_names, str(path if path.is_file() else folder))
-
-
-def load_cifar10_batch(path: str | Path, count: int | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Images of one CIFAR-10 training batch (Krizhevsky 2009) in the official python-pickle layout, as floats.
-
-    Args:
-      path: a batch file (``data_batch_1``), or the ``cifar-10-batches-py`` folder (its ``data_batch_1``
-        is read), or the folder holding that folder. A pickle: load only files you trust.
-      count: number of images to return (default: all from ``start``).
-      start: index of the first image.
-
-    Returns:
-      ``(images, labels)``: float32 ``(count, 32, 32, 3)`` in [0, 1] and int64 ``(count,)`` class indices.
-      The file stores each image as 3072 bytes, channel-major (1024 red, then green, then blue, rows first).
-
-    Raises:
-      InputError: the file is missing, is not a CIFAR-10 batch, or holds fewer than ``start + count`` images.
-    """
-    path = Path(path)
-    for candidate in (path, path / "data_batch_1", path / _CIFAR_FOLDER / "data_batch_1"):
-        if candidate.is_file():
-            path = candidate
-            break
-    else:
-        raise InputError(f"CIFAR-10 batch '{path}' not found; download CIFAR-10 (python version) from "
-                         f"{CIFAR10_URL} and pass its data_batch_1 or folder")
-    images, labels = _read_batch(path)
-    stop = images.shape[0] if count is None else start + count
-    if start < 0 or stop > images.shape[0] or stop <= start:
-        raise InputError(f"'{path}' holds {images.shape[0]} images; cannot take {count} from index {start}")
-    return to_float(images[start:stop]), labels[start:stop]
 
 
 # ----------------------------------------------------------------------------------------------------- resizing
@@ -499,134 +318,10 @@ def load_images(spec: str | Path, size: int | Sequence[int] | None = None, split
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         raise InputError(f"data '{text}' is one image; pass the folder of images holding it ('{path.parent}'), a "
                          "CIFAR-10 folder, or lfw")
+    from hypernetwork_utils.cifar10 import cifar10_folder, load_cifar10  # cifar10 builds on this module
+
     if path.is_file() or cifar10_folder(path) is not None:
         data = load_cifar10(path, split)
         images = resize_images(data.images, data.image_size if size is None else size, channels)
         return dataclasses.replace(data, images=images)
     return load_image_folder(path, DEFAULT_SIZE if size is None else size, 3 if channels is None else channels)
-
-
-# ----------------------------------------------------------------------------------------- splits and batches
-
-def train_val_split(images: ImageSet, val_count: int | None = None, val_fraction: float = 0.1, seed: int = 0
-                    ) -> tuple[ImageSet, ImageSet]:
-    """Splits a set into disjoint training and validation sets covering it, the same for the same seed.
-
-    The validation images are the first ``val_count`` of ``numpy.random.default_rng(seed).permutation(N)``;
-    both parts keep the original order (indices ascending), so the split depends on N and the seed only.
-
-    Args:
-      images: the set (N images).
-      val_count: number of validation images, 1 to N - 1; default ``round(val_fraction * N)`` (at least 1).
-      val_fraction: used when ``val_count`` is None; in (0, 1).
-      seed: non-negative seed of the permutation.
-
-    Returns:
-      ``(train, val)`` with ``N - val_count`` and ``val_count`` images.
-
-    Raises:
-      InputError: the counts leave either part empty.
-    """
-    n = len(images)
-    if val_count is None:
-        if not 0.0 < val_fraction < 1.0:
-            raise InputError(f"validation fraction must lie in (0, 1), got {val_fraction}")
-        val_count = max(1, round(val_fraction * n))
-    if not 1 <= val_count < n:
-        raise InputError(f"cannot hold out {val_count} of {n} images for validation; pass a validation count from 1 "
-                         f"to {n - 1}" + (" (or more images)" if n < 2 else ""))
-    order = np.random.default_rng(seed).permutation(n)
-    return images.subset(np.sort(order[val_count:])), images.subset(np.sort(order[:val_count]))
-
-
-class Batches:
-    """Shuffled fixed-size batches as a pure function of the global step, for a jitted training step.
-
-    Epoch ``e = step // steps_per_epoch`` visits the images in the order
-    ``numpy.random.default_rng([seed, e]).permutation(N)``; step ``s`` takes positions
-    ``[(s % steps_per_epoch) * B, ... + B)`` of it. The last ``N % B`` images of each permutation are dropped so
-    that every batch has the same shape (one compilation); a different permutation each epoch drops different
-    ones. Nothing depends on earlier calls: resuming at step ``k`` gives the batches an uninterrupted run sees.
-
-    Several processes (multi-host data parallelism) each build a ``Batches`` over the same images with the same
-    seed and their own ``process_index``: process ``p`` of ``P`` gets rows ``[p * B / P, (p + 1) * B / P)`` of the
-    global batch, so the processes' rows, concatenated in process order, are the global batch (what
-    ``jax.make_array_from_process_local_data`` assembles).
-
-    Args:
-      images: an :class:`ImageSet` (uint8, returned as float32 ``v / 255``), or an array ``(N, H, W, C)`` (uint8
-        likewise; float returned as float32).
-      batch_size: B, the global batch size (over all processes), 1 to N, divisible by ``process_count``.
-      seed: non-negative shuffling seed.
-      process_index: this process, 0 to ``process_count - 1`` (``jax.process_index()``).
-      process_count: number of processes P (``jax.process_count()``).
-
-    Attributes:
-      steps_per_epoch: ``N // B``.
-      local_batch_size: ``B / P``, the rows this process gets.
-    """
-
-    def __init__(self, images: ImageSet | np.ndarray, batch_size: int, seed: int = 0, process_index: int = 0,
-                 process_count: int = 1):
-        array = images.images if isinstance(images, ImageSet) else np.asarray(images)
-        if array.ndim != 4:
-            raise ValueError(f"images must be (N, H, W, C), got shape {array.shape}")
-        n = array.shape[0]
-        if batch_size < 1 or n < batch_size:
-            raise InputError(f"batch size {batch_size} does not fit {n} training images; use a batch size from 1 to "
-                             f"{n}" + (" or more images" if n < batch_size else ""))
-        if seed < 0:
-            raise InputError(f"the shuffling seed must be non-negative, got {seed}")
-        if process_count < 1 or not 0 <= process_index < process_count:
-            raise ValueError(f"process_index {process_index} is not in [0, process_count={process_count})")
-        if batch_size % process_count:
-            raise InputError(f"batch size {batch_size} is not divisible by the {process_count} processes; use a "
-                             f"multiple of {process_count}")
-        self.images = array
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.process_index = int(process_index)
-        self.process_count = int(process_count)
-        self.local_batch_size = self.batch_size // self.process_count
-        self.steps_per_epoch = n // self.batch_size
-        self._cached: tuple[int, np.ndarray] | None = None
-
-    @property
-    def num_images(self) -> int:
-        """N."""
-        return int(self.images.shape[0])
-
-    def epoch(self, step: int) -> int:
-        """The epoch of global step ``step`` (steps count from 0)."""
-        return int(step) // self.steps_per_epoch
-
-    def permutation(self, epoch: int) -> np.ndarray:
-        """int64 ``(N,)``: the order in which epoch ``epoch`` visits the images."""
-        if self._cached is None or self._cached[0] != epoch:
-            self._cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.num_images))
-        return self._cached[1]
-
-    def global_indices(self, step: int) -> np.ndarray:
-        """int64 ``(B,)``: image indices of the whole batch of global step ``step`` (over all processes)."""
-        if step < 0:
-            raise ValueError(f"step must be non-negative, got {step}")
-        start = (int(step) % self.steps_per_epoch) * self.batch_size
-        return self.permutation(self.epoch(step))[start:start + self.batch_size]
-
-    def indices(self, step: int) -> np.ndarray:
-        """int64 ``(B / P,)``: image indices of this process's rows of the batch of step ``step`` (with one
-        process: the whole batch)."""
-        start = self.process_index * self.local_batch_size
-        return self.global_indices(step)[start:start + self.local_batch_size]
-
-    def batch(self, step: int) -> np.ndarray:
-        """float32 ``(B / P, H, W, C)`` in [0, 1]: this process's images of step ``step``."""
-        return to_float(self.images[self.indices(step)])
-
-    def chunk(self, step: int, num_steps: int) -> np.ndarray:
-        """float32 ``(num_steps, B / P, H, W, C)``: the batches of steps ``step .. step + num_steps - 1`` stacked
-        (the input of a ``lax.scan`` over that many steps); ``chunk(s, k)[i] == batch(s + i)``."""
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be positive, got {num_steps}")
-        indices = np.stack([self.indices(step + i) for i in range(num_steps)])
-        return to_float(self.images[indices])

@@ -4,7 +4,7 @@ its ``"data"`` axis, parameters and optimizer state replicated.
 The same program runs on one device, on N devices of one host (GPUs, or CPU devices forced with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) and on several hosts: each process starts with
 :func:`initialize_distributed`, loads only its own rows of every global batch (``process_index`` /
-``process_count`` of :class:`hypernetwork_utils.datasets.Batches`), and :func:`global_batch` assembles the
+``process_count`` of :class:`hypernetwork_utils.batches.Batches`), and :func:`global_batch` assembles the
 global array from those rows (``jax.make_array_from_process_local_data``). XLA's SPMD partitioner turns the
 mean loss over the global batch into per-device partial sums and an all-reduce of the gradients, so the
 update every device applies is the one a single device computes on the whole batch (up to the order of the

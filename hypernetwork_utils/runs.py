@@ -85,7 +85,8 @@ def held_out_images(config: Mapping[str, Any], data: str | None = None, count: i
     Raises:
       InputError: the data are missing or unreadable, or the run's config has no ``data`` section.
     """
-    from hypernetwork_utils.datasets import load_images, train_val_split
+    from hypernetwork_utils.batches import train_val_split
+    from hypernetwork_utils.datasets import load_images
 
     settings = config.get("data")
     if not isinstance(settings, Mapping) or "val_count" not in settings:

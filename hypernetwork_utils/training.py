@@ -8,7 +8,7 @@ its data a stream of image chunks), the callbacks and checkpoints are :mod:`inr_
 * :func:`make_hyper_train_step` -- ``step(state, images (B, H, W, C), key) -> (state, metrics)``: full-image
   reconstruction, every pixel of every image, MSE; optional Gaussian jitter of the query coordinates.
 * :func:`make_hyper_chunk` -- ``run(state, images (k, B, H, W, C), key)``: k steps in one ``lax.scan``; step s
-  uses ``fold_in(key, s)``, and its batch is a pure function of s (:class:`hypernetwork_utils.datasets.Batches`),
+  uses ``fold_in(key, s)``, and its batch is a pure function of s (:class:`hypernetwork_utils.batches.Batches`),
   so how steps are grouped into calls, and a resume, change nothing.
 * :func:`make_hyper_program` -- the chunk jitted once per chunk length, data parallel over a mesh
   (:mod:`hypernetwork_utils.distributed`).
@@ -256,7 +256,7 @@ def train_hypernetwork(state: TrainState, chunks: Callable[[int, int], np.ndarra
     Args:
       state: initial (or restored) state, replicated over ``mesh`` when there is one.
       chunks: ``chunks(step, k)`` -> this process's rows of the batches of steps ``step .. step + k - 1``,
-        float32 ``(k, B / process_count, H, W, C)`` (e.g. :meth:`hypernetwork_utils.datasets.Batches.chunk`).
+        float32 ``(k, B / process_count, H, W, C)`` (e.g. :meth:`hypernetwork_utils.batches.Batches.chunk`).
       key: the loop key (the same in every process).
       train_step: from :func:`make_hyper_train_step`.
       total_steps: global step to stop at.

@@ -29,7 +29,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from hypernetwork_utils.datasets import Batches, ImageSet, load_images, train_val_split
+from hypernetwork_utils.batches import Batches, train_val_split
+from hypernetwork_utils.datasets import ImageSet, load_images
 from hypernetwork_utils.distributed import SynchronizedStop, data_mesh, is_main_process, local_rows
 from hypernetwork_utils.training import (
     HyperTrainingSettings,

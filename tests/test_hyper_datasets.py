@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, write_png
 
-from hypernetwork_utils.datasets import (
-    CIFAR10_CLASSES,
-    Batches,
-    ImageSet,
-    load_cifar10,
-    load_cifar10_batch,
-    load_image_folder,
-    load_images,
-    load_lfw_faces,
-    train_val_split,
-)
+from hypernetwork_utils.batches import Batches, train_val_split
+from hypernetwork_utils.cifar10 import CIFAR10_CLASSES, load_cifar10, load_cifar10_batch
+from hypernetwork_utils.datasets import ImageSet, load_image_folder, load_images, load_lfw_faces
 from inr_utils.errors import InputError
 
 SHARED_CIFAR = REPO_ROOT.parent / "shared" / "data" / "cifar10"

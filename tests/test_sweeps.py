@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, run_script, synthetic_image
 
-from hypernetwork_utils.datasets import load_cifar10_batch
+from hypernetwork_utils.cifar10 import load_cifar10_batch
 from inr_utils import sweeps
 from inr_utils.config import FitConfig
 from inr_utils.engine import SweepInterrupted
