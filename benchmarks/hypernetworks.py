@@ -18,8 +18,8 @@ Also measured in each model's process:
   * FLOP/s of the compiled train step: XLA's cost analysis of one step (``compiled.cost_analysis()``) divided
     by the measured seconds per step; this machine's matrix-product peak is the best float32 GFLOP/s of
     square products 512..2048 (jitted, timed). Target for LA-INR: >= 40 % of the peak.
-  * INR evaluation of --eval-images encoded held-out images: one jitted ``vmap`` of the INR over images vs a
-    Python loop calling the jitted single-image INR; target >= 10x.
+  * INR evaluation of --eval-images encoded held-out images at 32x32 (``hypernetwork_utils.evaluation.inr_speed``):
+    one jitted ``vmap`` of the INR over images vs a Python loop calling the jitted single-image INR; target >= 10x.
   * peak resident memory of the process (target < 8 GB at the default settings).
 
 Targets (issue 11): after 1 hour of CPU training the best model's held-out PSNR >= 26 dB; LA-INR above Trans-INR.
@@ -104,39 +104,16 @@ def step_flops(step: Any, state: Any, images: Any, key: Any) -> float | None:
     return float(analysis["flops"]) if analysis and "flops" in analysis else None
 
 
-def vmap_vs_loop(model: Any, variables: Any, images: np.ndarray, coords: Any) -> dict[str, float]:
-    """Seconds to evaluate the INRs of ``images`` at ``coords``: one vmapped call vs a loop over images."""
-    import jax
-
-    inr = model.inr()
-    encoded = jax.jit(lambda v, x: model.apply(v, x, method="encode"))(variables, images)
-    batched = jax.jit(jax.vmap(inr.apply, in_axes=(0, None)))
-    single = jax.jit(inr.apply)
-    one = jax.tree.map(lambda v: v[0], encoded)
-    batched(encoded, coords).block_until_ready()
-    single(one, coords).block_until_ready()
-    reps = 3
-    start = time.perf_counter()
-    for _ in range(reps):
-        batched(encoded, coords).block_until_ready()
-    vmapped = (time.perf_counter() - start) / reps
-    start = time.perf_counter()
-    outs = [single(jax.tree.map(lambda v, i=i: v[i], encoded), coords) for i in range(images.shape[0])]
-    jax.block_until_ready(outs)
-    loop = time.perf_counter() - start
-    return {"vmapped_s": vmapped, "loop_s": loop, "speedup": loop / vmapped}
-
-
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Trains one model for ``args.minutes`` and measures it (runs in its own process)."""
     import jax
 
     from hypernetwork_utils.batches import Batches, train_val_split
     from hypernetwork_utils.cifar10 import load_cifar10
+    from hypernetwork_utils.evaluation import encode, inr_speed, psnr_per_image
     from hypernetwork_utils.training import (
         HyperTrainingSettings,
         build_hyper_optimizer,
-        image_coords,
         init_hyper_state,
         make_hyper_evaluator,
         make_hyper_program,
@@ -190,8 +167,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         train_s = info.elapsed_s - eval_seconds[0]
         t0 = time.perf_counter()
         recon = reconstruct(merge_variables(info.state.params, info.state.constants), val_images)
-        mse = np.mean((np.clip(recon, 0, 1) - val_images) ** 2, axis=(1, 2, 3))
-        psnr = float(np.mean(-10 * np.log10(np.maximum(mse, 1e-12))))
+        psnr = float(np.mean(psnr_per_image(np.clip(recon, 0, 1), val_images)))
         eval_seconds[0] += time.perf_counter() - t0
         curve.append({"step": info.step, "train_s": train_s, "psnr": psnr})
         print(f"{name}: step {info.step}/{total_steps} held-out PSNR {psnr:.2f} dB", file=sys.stderr, flush=True)
@@ -199,7 +175,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     result = train_hypernetwork(state, batches.chunk, jax.random.fold_in(key, 1), step, total_steps,
                                 steps_per_call=settings.steps_per_call, callbacks=[held_out])
     variables = merge_variables(result.state.params, result.state.constants)
-    speed = vmap_vs_loop(model, variables, val_images[:args.eval_images], image_coords(32, 32))
+    speed = inr_speed(model, encode(model, variables, val_images[:args.eval_images]), (32, 32))
     return {"model": name, "params": count_params(result.state.params), "steps": total_steps,
             "seconds_per_step": seconds_per_step, "step_gflop": None if flops is None else flops / 1e9,
             "achieved_gflops": None if flops is None else flops / seconds_per_step / 1e9,
