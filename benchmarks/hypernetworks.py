@@ -31,6 +31,7 @@ Targets (issue 11): after 1 hour of CPU training the best model's held-out PSNR 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -110,12 +111,11 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
     from hypernetwork_utils.batches import Batches, train_val_split
     from hypernetwork_utils.cifar10 import load_cifar10
-    from hypernetwork_utils.evaluation import encode, inr_speed, psnr_per_image
+    from hypernetwork_utils.evaluation import encode, inr_speed, psnr_per_image, reconstruct
     from hypernetwork_utils.training import (
         HyperTrainingSettings,
         build_hyper_optimizer,
         init_hyper_state,
-        make_hyper_evaluator,
         make_hyper_program,
         make_hyper_train_step,
         train_hypernetwork,
@@ -154,7 +154,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     optimizer = build_hyper_optimizer(settings, batches.steps_per_epoch)
     step = make_hyper_train_step(model.apply, optimizer, (32, 32), settings.jitter)
     state = init_hyper_state(model, optimizer, jax.random.fold_in(key, 0), (32, 32, 3))
-    reconstruct = make_hyper_evaluator(model, (32, 32))
+    reconstruct = functools.partial(reconstruct, model, batch_size=64)
     eval_at = sorted(set(np.linspace(0, total_steps, args.evals + 1).round().astype(int)[1:].tolist()))
     curve: list[dict[str, float]] = []
     eval_seconds = [0.0]  # spent in evaluations so far (excluded from the training time)

@@ -72,6 +72,11 @@ def _encoder(model: nn.Module) -> Any:
                      lambda: jax.jit(lambda variables, images: model.apply(variables, images, method="encode")))
 
 
+def _applier(model: nn.Module) -> Any:
+    """jit of the hypernetwork itself, ``(variables, images (B, H, W, C), coords (P, d)) -> (B, P, C)``."""
+    return _compiled("apply", model, lambda: jax.jit(model.apply))
+
+
 def _evaluator(model: nn.Module, per_image_coords: bool) -> Any:
     """jit of ``(INR variables (B, ...), coords (P, d) or (B, P, d)) -> (B, P, C)``: the INR vmapped over images."""
     axes = (0, 0 if per_image_coords else None)
@@ -197,13 +202,18 @@ def render(model: nn.Module, inr_variables: Any, size: int | Sequence[int], boun
 
 def reconstruct(model: nn.Module, variables: Any, images: Any, size: int | Sequence[int] | None = None,
                 batch_size: int = 16, chunk_points: int = 1 << 14) -> np.ndarray:
-    """:func:`encode` then :func:`render`, a group of images at a time (so that the per-image INR variables of
-    a large set are never all in memory).
+    """Every image through the hypernetwork and back, a group of images at a time.
+
+    When all query points fit in one chunk (``H' W' <= chunk_points``) each group is one call of the
+    hypernetwork itself, ``model.apply(variables, images, coords)``; otherwise :func:`encode` then the INRs in
+    chunks of points (so the encoder runs once per image, and memory stays bounded at any output size).
 
     Args:
       model, variables: the hypernetwork and its variables.
       images: ``(N, H, W, C)`` in [0, 1] (float) or uint8.
       size: ``(H', W')`` of the output; default the images' own size (a reconstruction).
+      batch_size: images per compiled call (the last group is padded).
+      chunk_points: query points per image per compiled call.
 
     Returns:
       float32 numpy ``(N, H', W', C)`` (not clipped).
@@ -212,8 +222,13 @@ def reconstruct(model: nn.Module, variables: Any, images: Any, size: int | Seque
     shape = images.shape[1:3] if size is None else (int(size), int(size)) if np.isscalar(size) else tuple(size)
     coords = np.asarray(grid(shape)).reshape(-1, 2)
     out = None
-    for start, n, encoded in _encoded_groups(model, variables, images, batch_size):
-        values = evaluate_inr(model, encoded, coords, batch_size, chunk_points)[:n]
+    group_size, groups = _groups(images.shape[0], batch_size)
+    for start, n in groups:
+        group = _pad(images[start:start + n], group_size)
+        if coords.shape[0] <= chunk_points:
+            values = np.asarray(_applier(model)(variables, group, coords))[:n]
+        else:
+            values = evaluate_inr(model, _encoder(model)(variables, group), coords, batch_size, chunk_points)[:n]
         if out is None:
             out = np.empty((images.shape[0], *shape, values.shape[-1]), np.float32)
         out[start:start + n] = values.reshape(n, *shape, -1)

@@ -49,7 +49,7 @@ from inr_utils.training import (
 
 __all__ = ["HyperTrainingSettings", "image_coords", "build_hyper_optimizer", "init_hyper_state",
            "make_hyper_train_step", "make_hyper_chunk", "make_hyper_program", "train_hypernetwork",
-           "make_hyper_evaluator", "HyperTrainResult"]
+           "HyperTrainResult"]
 
 Metrics = dict[str, jax.Array]
 
@@ -290,27 +290,3 @@ def train_hypernetwork(state: TrainState, chunks: Callable[[int, int], np.ndarra
         raise DivergenceError(message, result.state)
     final = result.state
     return HyperTrainResult(final, result.compile_s, result.wall_s, int(np.asarray(jax.device_get(final.step))) - first)
-
-
-def make_hyper_evaluator(model: nn.Module, image_size: Sequence[int], batch_size: int = 64,
-                         ) -> Callable[[Any, np.ndarray], np.ndarray]:
-    """``reconstruct(variables, images (N, H, W, C)) -> (N, H, W, C)`` float32 on this process's default device,
-    ``batch_size`` images per jitted call (the last batch padded, so one compilation)."""
-    h, w = image_size
-    coords = image_coords(h, w)
-    apply = jax.jit(lambda variables, images: model.apply(variables, images, coords))
-
-    def reconstruct(variables: Any, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, np.float32)
-        n = images.shape[0]
-        out = []
-        for start in range(0, n, batch_size):
-            part = images[start:start + batch_size]
-            pad = batch_size - part.shape[0] if n > batch_size else 0
-            if pad:
-                part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), part.dtype)])
-            values = np.asarray(apply(variables, part))
-            out.append(values[:values.shape[0] - pad].reshape(-1, h, w, values.shape[-1]))
-        return np.concatenate(out) if out else np.zeros((0, h, w, images.shape[-1]), np.float32)
-
-    return reconstruct

@@ -19,6 +19,7 @@ alone writes the other files.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -32,11 +33,11 @@ import numpy as np
 from hypernetwork_utils.batches import Batches, train_val_split
 from hypernetwork_utils.datasets import ImageSet, load_images
 from hypernetwork_utils.distributed import SynchronizedStop, data_mesh, is_main_process, local_rows
+from hypernetwork_utils.evaluation import reconstruct
 from hypernetwork_utils.training import (
     HyperTrainingSettings,
     build_hyper_optimizer,
     init_hyper_state,
-    make_hyper_evaluator,
     make_hyper_train_step,
     train_hypernetwork,
 )
@@ -266,14 +267,15 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
         write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
 
     val_images = val_set.as_float()
-    reconstruct = make_hyper_evaluator(module, (h, w))
+    reconstruct_held_out = functools.partial(reconstruct, module, batch_size=64)
     checkpoint = PeriodicCheckpoint(ckpt_dir, config, settings.checkpoint_every)  # every process: Orbax's save
     callbacks: list[Callable[[ChunkInfo], None]] = []
     bar, board = None, None
     if is_main_process():
         bar = ImagesProgressBar(total, first, settings.batch_size, disable=not progress)
         board = TensorBoardScalars.create(out / "tensorboard")
-        callbacks = [HeldOutPSNR(reconstruct, val_images, settings.eval_every), history, bar,
+        held_out = HeldOutPSNR(reconstruct_held_out, val_images, settings.eval_every)
+        callbacks = [held_out, history, bar,
                      *([board] if board else [])]
     callbacks += [checkpoint, SynchronizedStop()]  # the same stopping step in every process
     key = jax.random.fold_in(root, 1)
@@ -297,7 +299,7 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
         save_checkpoint(ckpt_dir, result.state, config)
     metrics = {}
     if is_main_process():
-        metrics = _write_results(out, hyper, settings, result, history, reconstruct, val_images,
+        metrics = _write_results(out, hyper, settings, result, history, reconstruct_held_out, val_images,
                                  batches.steps_per_epoch)
     _sync("hyper-run-written")
     return metrics

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from hyper_distributed_worker import BATCH, CHANNELS, SIZE, TinyHyper, dataset, make_chunks
 
+from hypernetwork_utils.evaluation import reconstruct
 from hypernetwork_utils.presets import TRAINING_PRESETS, training_preset
 from hypernetwork_utils.training import (
     HyperTrainingSettings,
     build_hyper_optimizer,
     image_coords,
     init_hyper_state,
-    make_hyper_evaluator,
     make_hyper_train_step,
     train_hypernetwork,
 )
@@ -117,11 +117,11 @@ def test_divergence_raises_with_the_last_good_state(setup):
     assert int(err.value.state.step) == 0
 
 
-def test_evaluator_matches_apply_and_pads_the_last_batch(setup):
+def test_reconstruct_matches_apply_and_pads_the_last_batch(setup):
     model, state, _, _ = setup
     images = dataset()[:5]
     variables = merge_variables(state.params, state.constants)
-    recon = make_hyper_evaluator(model, (SIZE, SIZE), batch_size=2)(variables, images)
+    recon = reconstruct(model, variables, images, batch_size=2)
     direct = model.apply(variables, images, image_coords(SIZE, SIZE)).reshape(images.shape)
     np.testing.assert_allclose(recon, direct, rtol=1e-5, atol=1e-6)
 
