@@ -39,7 +39,7 @@ from inr_utils.files import atomic_write, write_text
 from inr_utils.images import default_image, load_image, save_image
 from inr_utils.initialization import init_state
 from inr_utils.losses import LOSSES
-from inr_utils.metrics import psnr, ssim
+from inr_utils.metrics import psnr, ssim, ssim_skimage
 from inr_utils.optim import build_optimizer, schedule_horizon
 from inr_utils.plots import summary_figure
 from inr_utils.programs import cached, model_key, training_key
@@ -346,7 +346,9 @@ def write_results(out: Path, config: FitConfig, image: np.ndarray, result: FitRe
     render_4x = render(result.model.apply, variables, 4 * h, 4 * w)
     render_s = time.perf_counter() - t0
     metrics = _fit_metrics(config, image, recon, result, render_s, notes,
-                           ssim=round(ssim(np.clip(recon, 0, 1), image), 4), image_size=[w, h])
+                           ssim=round(ssim(np.clip(recon, 0, 1), image), 4),
+                           ssim_skimage=round(ssim_skimage(np.clip(recon, 0, 1), image), 4) if min(h, w) >= 7 else None,
+                           image_size=[w, h])
     for name, array in (("reconstruction", recon), ("render_2x", render_2x), ("render_4x", render_4x)):
         save_image(out / f"{name}.png", array)
     write_text(out / "history.csv", result.history.to_csv())

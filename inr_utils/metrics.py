@@ -1,4 +1,5 @@
-"""Image quality metrics for signals in [0, 1]: MSE, PSNR, SSIM."""
+"""Image quality metrics for signals in [0, 1]: MSE, PSNR, SSIM (Gaussian window, and the uniform-window
+variant SIREN and WIRE report)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,24 @@ def ssim(pred: np.ndarray | jax.Array, target: np.ndarray | jax.Array) -> float:
         raise ValueError(f"ssim expects (H, W, C) images, got shape {np.shape(pred)}")
     value = dm_pix.ssim(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32), max_val=1.0)
     return float(value)
+
+
+def ssim_skimage(pred: np.ndarray | jax.Array, target: np.ndarray | jax.Array) -> float:
+    """SSIM as the SIREN and WIRE papers report it: scikit-image's ``structural_similarity`` with its defaults
+    (7x7 uniform window, sample covariances, K1 = 0.01, K2 = 0.03, data range 1), averaged over pixels and
+    channels. The same formula as :func:`ssim` with another window, so the two differ on the same pair (on
+    photographs with mild noise the flat window usually reads higher); compare a paper's SSIM with this one.
+
+    Args:
+      pred, target: ``(H, W, C)`` images in [0, 1], H and W at least 7.
+
+    Returns:
+      Python float in [-1, 1]; 1 means identical.
+    """
+    from skimage.metrics import structural_similarity
+
+    check_same_shape(jnp.asarray(pred), jnp.asarray(target))
+    if np.ndim(pred) != 3 or min(np.shape(pred)[:2]) < 7:
+        raise ValueError(f"ssim_skimage expects (H, W, C) images of at least 7x7 pixels, got shape {np.shape(pred)}")
+    return float(structural_similarity(np.asarray(pred, np.float64), np.asarray(target, np.float64),
+                                       channel_axis=-1, data_range=1.0))

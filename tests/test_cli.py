@@ -34,7 +34,7 @@ TINY = ["--model", "relu_pe", "--num-frequencies", "4", "--width", "32", "--dept
         "--eval-every", "10", "--checkpoint-every", "10", "--no-progress"]
 OUTPUT_FILES = ("reconstruction.png", "render_2x.png", "render_4x.png", "summary.png", "metrics.json",
                 "history.csv", "config.json")
-METRIC_KEYS = {"psnr", "ssim", "steps", "wall_s", "compile_s", "params"}
+METRIC_KEYS = {"psnr", "ssim", "ssim_skimage", "steps", "wall_s", "compile_s", "params"}
 
 
 def _png(path: Path) -> np.ndarray:
@@ -92,7 +92,7 @@ def test_run_writes_every_output(run20):
     assert metrics["steps"] == 20 and metrics["image_size"] == [24, 24] and metrics["channels"] == 3
     # 4 octaves: (2 + 16) * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3
     assert metrics["params"] == 18 * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3
-    assert 0 < metrics["psnr"] < 60 and -1 <= metrics["ssim"] <= 1
+    assert 0 < metrics["psnr"] < 60 and -1 <= metrics["ssim"] <= 1 and -1 <= metrics["ssim_skimage"] <= 1
     assert metrics["wall_s"] >= metrics["compile_s"] > 0
     assert json.loads(stdout.strip().splitlines()[-1]) == metrics  # the metrics are also printed
     rows = _history(out / "history.csv")

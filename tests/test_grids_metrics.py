@@ -18,7 +18,7 @@ from inr_utils.grids import (
     pixel_centers,
 )
 from inr_utils.losses import LOSSES, l1_loss, mse_loss
-from inr_utils.metrics import mse, psnr, psnr_from_mse, ssim
+from inr_utils.metrics import mse, psnr, psnr_from_mse, ssim, ssim_skimage
 from inr_utils.rendering import render, render_grid
 from inr_utils.samplers import image_to_pixel_data, signal_to_data
 from model_components.inrs import build_model, model_config
@@ -240,3 +240,29 @@ def test_ssim_matches_skimage(image, noise, channels):
     expected = structural_similarity(pred, target, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                      data_range=1.0, channel_axis=-1)
     assert ssim(pred, target) == pytest.approx(expected, abs=1e-3)
+
+
+def _uniform_window_ssim(pred: np.ndarray, target: np.ndarray, win: int = 7) -> float:
+    """Wang et al.'s SSIM map with a flat win x win window and sample (N - 1) covariances, written out with
+    numpy sliding windows, averaged over the pixels whose window lies inside the image (what SIREN/WIRE report)."""
+    c1, c2, n = 0.01**2, 0.03**2, win * win
+    values = []
+    for c in range(pred.shape[-1]):
+        x = np.lib.stride_tricks.sliding_window_view(pred[..., c].astype(np.float64), (win, win))
+        y = np.lib.stride_tricks.sliding_window_view(target[..., c].astype(np.float64), (win, win))
+        mx, my = x.mean(axis=(-1, -2)), y.mean(axis=(-1, -2))
+        vx = ((x - mx[..., None, None]) ** 2).sum(axis=(-1, -2)) / (n - 1)
+        vy = ((y - my[..., None, None]) ** 2).sum(axis=(-1, -2)) / (n - 1)
+        cxy = ((x - mx[..., None, None]) * (y - my[..., None, None])).sum(axis=(-1, -2)) / (n - 1)
+        values.append(((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).mean())
+    return float(np.mean(values))
+
+
+def test_ssim_skimage_is_the_uniform_window_variant(image):
+    rng = np.random.default_rng(4)
+    pred = np.clip(image + rng.normal(0, 0.1, image.shape), 0, 1).astype(np.float32)
+    assert ssim_skimage(pred, image) == pytest.approx(_uniform_window_ssim(pred, image), abs=1e-6)
+    assert ssim_skimage(image, image) == pytest.approx(1.0, abs=1e-9)
+    assert ssim_skimage(pred, image) > ssim(pred, image) + 0.01  # on this pair the flat window reads higher
+    with pytest.raises(ValueError, match="7x7"):
+        ssim_skimage(image[:5, :5], image[:5, :5])
