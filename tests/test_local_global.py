@@ -17,6 +17,7 @@ from inr_utils.fitting import fit
 from inr_utils.grids import grid
 from inr_utils.partitions import PartitionLayout, block_indices, layout_for, render_partitioned
 from inr_utils.samplers import SAMPLERS, signal_to_data
+from inr_utils.sweeps import fit_many
 from model_components.inrs import build_model, count_params, model_config
 from model_components.local_global import partition_index
 
@@ -184,3 +185,13 @@ def test_extension_trains_the_new_partitions_only():
     assert all(jax.tree.leaves(frozen_same))  # bit for bit
     assert all(moved for name, sub in new_moved.items() if is_local(name) for moved in jax.tree.leaves(sub))
     assert np.isfinite(history.column("full_psnr")[-1])
+
+
+def test_many_signals_train_in_one_program_as_single_fits_do():
+    images = np.stack([_image(16), _image(16)[::-1]])
+    model = model_config("lg_siren", partitions=(4, 4), width=8, global_width=8, depth=1)
+    config = FitConfig(model=model, steps=30, lr=3e-3, batch_size=None, steps_per_call=30)
+    many = fit_many(config, images=images, progress=False, eval_every=30)
+    for i in range(2):
+        one = fit(images[i], config, progress=False, eval_every=30)
+        assert abs(many.psnr[i] - one.history.column("full_psnr")[-1]) < 0.05
