@@ -252,7 +252,6 @@ def crop(model_config: Any, variables: dict[str, Any], partitions: Iterable[int]
     Raises:
       ValueError: an index not held by the model, or nothing left.
     """
-
     kept = kept_partitions(model_config)
     grid = model_config.options.grid(model_config.in_dim)
     remove = {int(p) for p in partitions}
@@ -288,7 +287,6 @@ def extend(model_config: Any, variables: dict[str, Any], partitions: Iterable[in
     Raises:
       ValueError: a partition already held or outside the grid.
     """
-
     kept = kept_partitions(model_config)
     grid = model_config.options.grid(model_config.in_dim)
     add = sorted({int(p) for p in partitions})
@@ -342,7 +340,6 @@ def fit_extension(signal: np.ndarray, config: Any, variables: dict[str, Any], tr
     Returns:
       ``(variables, history)`` after training.
     """
-
     signal = check_signal(signal)
     model_cfg = dataclasses.replace(config.model, in_dim=signal.ndim - 1, out_dim=signal.shape[-1])
     config = dataclasses.replace(config, model=model_cfg).validate()
