@@ -5,7 +5,7 @@ Modules:
   images       -- load any PNG/JPEG to float ``(H, W, C)`` in [0, 1]; test images by name; resizing; atomic PNG
                   saving.
   grids        -- the sample-centre coordinate convention for signals of any dimension: ``grid``, ``make_grid``.
-  samplers     -- ``PixelData``, ``signal_to_data`` and on-device samplers (random batch, full signal, jitter).
+  samplers     -- ``PixelData``, ``signal_to_data`` and on-device samplers (random batch or window, full signal).
   losses       -- ``mse_loss``, ``l1_loss`` (registry ``LOSSES``).
   metrics      -- MSE, PSNR, SSIM.
   training     -- one model: ``TrainState``, ``make_train_step``, ``make_train_chunk`` (``lax.scan``), ``train``.

@@ -168,7 +168,7 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
     program_key = (model_key(config.model), training_key(config), tuple(axes), ())
     step_fn, sampler = cached(("step", *program_key), lambda: (
         make_train_step(model.apply, LOSSES.get(config.loss), build_optimizer(config)),
-        make_sampler(config.batch_size, config.jitter)))
+        make_sampler(config.batch_size, config.jitter, config.sampler)))
 
     def make_chunk(num_steps: int):
         return cached(("chunk", *program_key, num_steps, None),

@@ -10,6 +10,7 @@ the flat ``(N, d)`` coords, so each works for any coordinate dimension d.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -107,16 +108,55 @@ def full_image_sampler(jitter: bool = False) -> Sampler:
     return sample
 
 
-#: Sampler factories by name (the explicit list): ``"random"`` (``batch_size``, ``jitter``) and ``"full"``
-#: (``jitter``); each returns a :data:`Sampler`.
+def window_sampler(batch_size: int, jitter: bool = False) -> Sampler:
+    """A contiguous window of ``batch_size`` samples at a uniformly random start, every step: for audio ``(N, C)``
+    a random time window ``[s, s + batch_size)`` with ``s ~ U{0, ..., N - batch_size}`` (as SIREN's audio fits
+    see a contiguous stretch of the waveform); for a d-dimensional signal the window runs in row-major (C) order
+    of the flat data, i.e. along the last axis and on into the next rows/frames. A window longer than the signal
+    is a bug of the caller (``fit`` clamps ``batch_size`` to the signal first). With ``jitter`` coordinates move
+    within their cells (see :func:`random_batch_sampler`).
+
+    Returns:
+      ``sample(data, key) -> (coords (batch_size, in_dim), values (batch_size, C))``, rows in signal order.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+    def sample(data: PixelData, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        n = data.coords.shape[0]
+        if batch_size > n:
+            raise ValueError(f"a window of {batch_size} samples does not fit in a signal of {n}")
+        start_key, jitter_key = jax.random.split(key)
+        start = jax.random.randint(start_key, (), 0, n - batch_size + 1)
+        coords = jax.lax.dynamic_slice_in_dim(data.coords, start, batch_size)
+        values = jax.lax.dynamic_slice_in_dim(data.values, start, batch_size)
+        if jitter:
+            coords = coords + data.pixel_size * jax.random.uniform(jitter_key, coords.shape, minval=-0.5, maxval=0.5)
+        return coords, values
+
+    return sample
+
+
+#: Sampler factories by name (the explicit list): ``"random"`` (``batch_size``, ``jitter``), ``"window"``
+#: (``batch_size``, ``jitter``) and ``"full"`` (``jitter``); each returns a :data:`Sampler`. A factory that takes
+#: ``batch_size`` draws that many samples a step.
 SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler", {
     "random": random_batch_sampler,
+    "window": window_sampler,
     "full": full_image_sampler,
 })
 
 
-def make_sampler(batch_size: int | None, jitter: bool = False) -> Sampler:
-    """``batch_size=None`` -> :func:`full_image_sampler`, else :func:`random_batch_sampler`."""
+def batch_samplers() -> list[str]:
+    """Names of the :data:`SAMPLERS` that draw a batch of ``batch_size`` samples (what ``FitConfig.sampler``
+    may name)."""
+    return [name for name in SAMPLERS.names() if "batch_size" in inspect.signature(SAMPLERS.get(name)).parameters]
+
+
+def make_sampler(batch_size: int | None, jitter: bool = False, name: str = "random") -> Sampler:
+    """The sampler of a fit: ``batch_size=None`` -> :func:`full_image_sampler` (whatever ``name``), else the
+    factory ``name`` of :data:`SAMPLERS` (``"random"``: :func:`random_batch_sampler`, ``"window"``:
+    :func:`window_sampler`) with ``batch_size`` samples a step."""
     if batch_size is None:
         return SAMPLERS.get("full")(jitter=jitter)
-    return SAMPLERS.get("random")(batch_size, jitter=jitter)
+    return SAMPLERS.get(name)(batch_size, jitter=jitter)

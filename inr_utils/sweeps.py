@@ -88,7 +88,7 @@ from model_components.mlp import MLPINR
 
 #: FitConfig fields every model of a sweep shares (they shape the compiled program or the step count).
 SHARED_FIELDS = ("steps", "batch_size", "lr_schedule", "final_lr_fraction", "warmup_steps", "loss", "jitter",
-                 "steps_per_call")
+                 "sampler", "steps_per_call")
 
 
 __all__ = ["SHARED_FIELDS", "SweepResult", "check_sweep", "default_models_per_block", "fit_many", "sweep_grid",
@@ -337,7 +337,7 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     program_key = (model_key(config.model), training_key(config), tuple(axes), mesh_key(mesh))
     step_fn, sampler = cached(("step", *program_key), lambda: (
         make_train_step(model.apply, LOSSES.get(config.loss), build_optimizer(config, flat=True)),
-        make_sampler(config.batch_size, config.jitter)))
+        make_sampler(config.batch_size, config.jitter, config.sampler)))
 
     def make_chunk(num_steps: int) -> Callable:
         return cached(("chunk", *program_key, num_steps, models_per_block),
