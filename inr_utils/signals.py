@@ -1,0 +1,280 @@
+"""Signals of three kinds for one fit: images, audio and video, loaded from a recorded description
+(:class:`SignalSpec`, saved as ``signal.json`` in a run folder so the same signal can be loaded again to resume or
+crop a run) and written back after the fit in their own formats (PNG / WAV + figure / MP4 or GIF + per-frame PSNR).
+
+Every kind becomes the library's float32 ``(*shape, C)`` signal in [0, 1]: images ``(H, W, C)``, audio ``(N, C)``
+(the waveform ``x`` in [-1, 1] as ``(x + 1) / 2``, :mod:`inr_utils.audio`), video ``(T, H, W, C)``; the fit
+itself is :func:`inr_utils.fitting.run_fit` with ``signal=``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inr_utils.audio import audio_psnr, audio_to_signal, load_audio, save_audio, signal_to_audio, snr
+from inr_utils.errors import InputError
+from inr_utils.files import write_text
+from inr_utils.images import default_image, load_image, resize
+from inr_utils.signal_plots import audio_figure, video_figure
+from inr_utils.video import builtin_clip, find_div2k, frame_psnr, load_video, save_video
+
+__all__ = ["MODES", "SIGNAL_KINDS", "LoadedSignal", "SignalSpec", "audio_first_omega0", "load_signal", "mlp_width_for",
+           "mode_settings", "read_spec", "write_signal_outputs", "write_spec"]
+
+SIGNAL_KINDS = ("image", "audio", "video")
+SPEC_FILE = "signal.json"
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    """What to fit, as plain data (saved as ``signal.json``).
+
+    Attributes:
+      kind: ``image``, ``audio`` or ``video``.
+      input: file or folder path; ``None`` picks the built-in signal: for images the first shared DIV2K photo
+        (``../shared/data/div2k``) at 1/``downscale`` (default 1/4) or, without it, scikit-image's astronaut at
+        256x256; for audio there is none (``input`` is required); for video the pan-and-zoom clip of
+        :func:`inr_utils.video.builtin_clip`.
+      downscale: divide image/frame sides by this factor (bicubic) after loading; ``None``: 4 for the built-in
+        DIV2K photo, 1 otherwise.
+      max_size: then shrink (bicubic) so the longer side is at most this many pixels (images, frames).
+      offset, duration: audio stretch in seconds (from ``offset``, ``duration`` long; default all of it).
+      max_frames, frame_step: video: keep every ``frame_step``-th frame, at most ``max_frames`` of them.
+      clip_shape: ``(T, H, W)`` of the built-in clip.
+    """
+
+    kind: str
+    input: str | None = None
+    downscale: float | None = None
+    max_size: int | None = None
+    offset: float = 0.0
+    duration: float | None = None
+    max_frames: int | None = None
+    frame_step: int = 1
+    clip_shape: tuple[int, int, int] = (24, 64, 96)
+
+    def validate(self) -> SignalSpec:
+        """Raises :class:`InputError` for a bad kind or limit; returns self."""
+        if self.kind not in SIGNAL_KINDS:
+            raise InputError(f"unknown signal kind {self.kind!r}; choose one of: {', '.join(SIGNAL_KINDS)}")
+        if self.kind == "audio" and self.input is None:
+            raise InputError("--signal audio needs --input PATH, a WAV file (e.g. ../shared/data/audio/gt_bach.wav)")
+        if self.downscale is not None and not self.downscale >= 1:
+            raise InputError(f"--downscale must be a factor >= 1, got {self.downscale}")
+        for name in ("max_size", "max_frames", "duration"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.frame_step <= 0 or self.offset < 0 or min(self.clip_shape) <= 0:
+            raise InputError(f"--frame-step and --clip-shape must be positive and --offset >= 0, got "
+                             f"{self.frame_step}, {self.clip_shape} and {self.offset}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "clip_shape": list(self.clip_shape)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SignalSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown signal field(s) {unknown}; valid fields: {', '.join(sorted(known))}")
+        values = dict(values)
+        if "clip_shape" in values:
+            values["clip_shape"] = tuple(int(n) for n in values["clip_shape"])
+        return cls(**values).validate()
+
+
+@dataclass(frozen=True)
+class LoadedSignal:
+    """A signal ready to fit.
+
+    Attributes:
+      spec: how it was loaded.
+      values: float32 ``(*shape, C)`` in [0, 1].
+      label: a short name (file stem, ``div2k-0159``, ``builtin-clip``, ...).
+      rate: samples per second of audio (Hz) or frames per second of video; ``None`` for images.
+    """
+
+    spec: SignalSpec
+    values: np.ndarray
+    label: str
+    rate: float | None = None
+
+
+def _scale_image(image: np.ndarray, factor: float) -> np.ndarray:
+    if factor == 1:
+        return image
+    h, w = image.shape[:2]
+    return np.clip(resize(image, max(1, round(h / factor)), max(1, round(w / factor))), 0.0, 1.0)
+
+
+def _cap(image: np.ndarray, max_size: int | None) -> np.ndarray:
+    h, w = image.shape[:2]
+    if max_size is None or max(h, w) <= max_size:
+        return image
+    scale = max_size / max(h, w)
+    return np.clip(resize(image, max(1, round(h * scale)), max(1, round(w * scale))), 0.0, 1.0)
+
+
+def load_signal(spec: SignalSpec) -> LoadedSignal:
+    """Loads the signal ``spec`` describes (see :class:`SignalSpec`).
+
+    Raises:
+      InputError: a missing or unreadable file, bad limits (one line naming the problem and the fix).
+    """
+    spec = spec.validate()
+    if spec.kind == "image":
+        if spec.input is None:
+            photos = find_div2k()
+            if photos:
+                image, label, factor = load_image(photos[0]), f"div2k-{photos[0].stem}", spec.downscale or 4
+            else:
+                image, label, factor = default_image(256), "astronaut", spec.downscale or 1
+        else:
+            image, label, factor = load_image(spec.input), Path(spec.input).stem, spec.downscale or 1
+        return LoadedSignal(spec, _cap(_scale_image(image, factor), spec.max_size).astype(np.float32), label)
+    if spec.kind == "audio":
+        audio = load_audio(spec.input, spec.offset, spec.duration)
+        return LoadedSignal(spec, audio_to_signal(audio.samples), Path(spec.input).stem, float(audio.sample_rate))
+    if spec.input is None:
+        video, label = builtin_clip(*spec.clip_shape), "builtin-clip"
+    else:
+        video, label = load_video(spec.input, spec.max_frames, spec.frame_step), Path(spec.input).stem
+    frames = video.frames
+    if (spec.downscale or 1) != 1 or spec.max_size is not None:
+        frames = np.stack([_cap(_scale_image(f, spec.downscale or 1), spec.max_size) for f in frames])
+    return LoadedSignal(spec, frames.astype(np.float32), label, float(video.fps))
+
+
+def write_spec(out: Path, spec: SignalSpec) -> None:
+    """Saves ``spec`` as ``out/signal.json`` (atomically)."""
+    write_text(Path(out) / SPEC_FILE, json.dumps(spec.to_dict(), indent=2) + "\n")
+
+
+def read_spec(run: str | Path) -> SignalSpec:
+    """The :class:`SignalSpec` of a run folder written by ``experiments/fit_signal.py``.
+
+    Raises:
+      InputError: the folder has no readable ``signal.json``.
+    """
+    path = Path(run) / SPEC_FILE
+    if not path.is_file():
+        raise InputError(f"'{run}' has no {SPEC_FILE}; pass a run folder written by experiments/fit_signal.py")
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"'{path}' is not valid JSON ({err}); fix or regenerate it") from None
+    if not isinstance(values, dict):
+        raise InputError(f"'{path}' must hold a JSON mapping of signal fields")
+    try:
+        return SignalSpec.from_dict(values)
+    except TypeError as err:
+        raise InputError(f"'{path}' is not a valid signal description ({err})") from None
+
+
+def write_signal_outputs(out: str | Path, signal: LoadedSignal, reconstruction: np.ndarray, title: str = "",
+                         video_format: str = "mp4", prefix: str = "reconstruction") -> dict[str, Any]:
+    """Writes a fitted signal's own outputs next to the run's files and returns the measures to add to its
+    metrics.
+
+    * image: nothing more (``run_fit`` wrote the PNGs and the summary); returns ``{}``.
+    * audio: ``<prefix>.wav`` (32-bit float, the original sample rate) and ``audio.png`` (waveforms, error,
+      spectrograms); returns ``snr_db`` and ``psnr_audio_db`` (:func:`inr_utils.audio.snr`,
+      :func:`inr_utils.audio.audio_psnr` of the clipped waveform), ``sample_rate`` and ``duration_s``.
+    * video: ``<prefix>.mp4`` (or ``.gif``), ``frame_psnr.json`` (per-frame PSNR, dB) and ``video.png`` (frames
+      and the PSNR curve); returns ``frame_psnr_mean``, ``frame_psnr_min``, ``fps`` and ``frames``.
+
+    Args:
+      out: the run folder.
+      signal: the fitted signal.
+      reconstruction: the INR on the signal's grid, ``signal.values``' shape, in [0, 1] units.
+      title: figure title.
+      video_format: ``mp4`` or ``gif``.
+      prefix: file name stem of the decoded signal.
+    """
+    out = Path(out)
+    recon = np.clip(np.asarray(reconstruction, np.float32), 0.0, 1.0)
+    if recon.shape != signal.values.shape:
+        raise ValueError(f"reconstruction of shape {recon.shape} for a signal of shape {signal.values.shape}")
+    kind = signal.spec.kind
+    if kind == "audio":
+        original, decoded = signal_to_audio(signal.values), signal_to_audio(recon)
+        rate = int(signal.rate)
+        save_audio(out / f"{prefix}.wav", decoded, rate)
+        measures = {"snr_db": round(snr(decoded, original), 3),
+                    "psnr_audio_db": round(audio_psnr(decoded, original), 3),
+                    "sample_rate": rate, "duration_s": round(original.shape[0] / rate, 4)}
+        audio_figure(out / "audio.png", original, decoded, rate, title or (
+            f"{signal.label}: SNR {measures['snr_db']:.2f} dB, PSNR {measures['psnr_audio_db']:.2f} dB"))
+        return measures
+    if kind == "video":
+        if video_format not in ("mp4", "gif"):
+            raise InputError(f"unknown video format {video_format!r}; choose mp4 or gif")
+        psnrs = frame_psnr(recon, signal.values)
+        save_video(out / f"{prefix}.{video_format}", recon, signal.rate)
+        finite = [round(float(p), 3) if math.isfinite(p) else None for p in psnrs]
+        write_text(out / "frame_psnr.json",
+                   json.dumps({"frame_psnr_db": finite, "fps": signal.rate}, indent=1) + "\n")
+        measures = {"frame_psnr_mean": round(float(np.mean(psnrs)), 3),
+                    "frame_psnr_min": round(float(np.min(psnrs)), 3),
+                    "fps": round(float(signal.rate), 3), "frames": int(recon.shape[0])}
+        video_figure(out / "video.png", signal.values, recon, psnrs,
+                     title or f"{signal.label}: mean frame PSNR {measures['frame_psnr_mean']:.2f} dB")
+        return measures
+    return {}
+
+
+def mlp_width_for(params: int, in_dim: int, channels: int, depth: int = 3) -> int:
+    """The hidden width ``w`` of an MLP INR with ``1 + depth`` hidden layers whose parameter count
+    ``(in_dim + 1) w + depth (w^2 + w) + (w + 1) channels`` is closest to ``params`` (e.g. 256 for 200k
+    parameters, a 2-D input, 3 channels and depth 3: SIREN's 1+3 x 256)."""
+    if params <= 0:
+        raise InputError(f"--params must be positive, got {params}")
+
+    def count(w: int) -> int:
+        return (in_dim + 1) * w + depth * (w * w + w) + (w + 1) * channels
+
+    a, b, c = depth, in_dim + 1 + depth + channels, channels - params
+    guess = max(1, int((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a))) if depth else max(1, -c // b)
+    return min((w for w in (guess - 1, guess, guess + 1) if w >= 1), key=lambda w: abs(count(w) - params))
+
+
+def audio_first_omega0(samples: int) -> float:
+    """omega0 of a SIREN's first layer for ``samples`` audio samples on [-1, 1]: SIREN's audio fit (Sitzmann et
+    al. 2020, Sec. 4.1) uses 3000 for the 308,207-sample Bach excerpt, so the first layer can reach the high
+    frequencies of a densely sampled line; scaled with the sampling density, ``samples / 100`` (at least 30)."""
+    return float(max(30.0, round(samples / 100.0)))
+
+
+#: ``--mode`` of ``experiments/fit_signal.py`` -> what it builds.
+MODES = {"mlp": "a plain SIREN (preset siren, 1+3 hidden layers sized to --params)"}
+
+
+def mode_settings(mode: str, signal: LoadedSignal, params: int, flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The model settings (flag names of :func:`inr_utils.cli.config_from_flags`: ``model`` preset, ``width``,
+    ``first_omega0``, ...) of ``mode`` for ``signal`` at about ``params`` parameters; the caller lets explicit
+    flags win over them.
+
+    Args:
+      mode: a key of :data:`MODES`.
+      signal: the signal (its dimension and channels size the model).
+      params: total parameter budget.
+      flags: the explicit flags (``depth`` is read).
+    """
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(sorted(MODES))}")
+    in_dim, channels = signal.values.ndim - 1, int(signal.values.shape[-1])
+    settings: dict[str, Any] = {"model": "siren"}
+    if signal.spec.kind == "audio":
+        settings["first_omega0"] = audio_first_omega0(signal.values.shape[0])
+    settings["width"] = mlp_width_for(params, in_dim, channels, flags.get("depth") or 3)
+    return settings
