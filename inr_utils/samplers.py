@@ -110,11 +110,12 @@ def full_image_sampler(jitter: bool = False) -> Sampler:
 
 def window_sampler(batch_size: int, jitter: bool = False) -> Sampler:
     """A contiguous window of ``batch_size`` samples at a uniformly random start, every step: for audio ``(N, C)``
-    a random time window ``[s, s + batch_size)`` with ``s ~ U{0, ..., N - batch_size}`` (as SIREN's audio fits
-    see a contiguous stretch of the waveform); for a d-dimensional signal the window runs in row-major (C) order
-    of the flat data, i.e. along the last axis and on into the next rows/frames. A window longer than the signal
-    is a bug of the caller (``fit`` clamps ``batch_size`` to the signal first). With ``jitter`` coordinates move
-    within their cells (see :func:`random_batch_sampler`).
+    a random time window, samples ``s, s + 1, ..., s + batch_size - 1`` with ``s ~ U{0, ..., N - 1}``, a window
+    that runs past the end continuing at the start (indices mod N), so every sample is in a step's window with
+    the same probability ``batch_size / N`` (windows clipped to the signal would train its ends less). For a
+    d-dimensional signal the window runs in row-major (C) order of the flat data, i.e. along the last axis and on
+    into the next rows/frames. With ``jitter`` coordinates move within their cells (see
+    :func:`random_batch_sampler`).
 
     Returns:
       ``sample(data, key) -> (coords (batch_size, in_dim), values (batch_size, C))``, rows in signal order.
@@ -124,12 +125,10 @@ def window_sampler(batch_size: int, jitter: bool = False) -> Sampler:
 
     def sample(data: PixelData, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         n = data.coords.shape[0]
-        if batch_size > n:
-            raise ValueError(f"a window of {batch_size} samples does not fit in a signal of {n}")
         start_key, jitter_key = jax.random.split(key)
-        start = jax.random.randint(start_key, (), 0, n - batch_size + 1)
-        coords = jax.lax.dynamic_slice_in_dim(data.coords, start, batch_size)
-        values = jax.lax.dynamic_slice_in_dim(data.values, start, batch_size)
+        start = jax.random.randint(start_key, (), 0, n)
+        index = (start + jnp.arange(batch_size)) % n
+        coords, values = data.coords[index], data.values[index]
         if jitter:
             coords = coords + data.pixel_size * jax.random.uniform(jitter_key, coords.shape, minval=-0.5, maxval=0.5)
         return coords, values
