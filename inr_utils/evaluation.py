@@ -25,7 +25,7 @@ COLLAPSE_DROP_DB = 6.0
 
 
 def make_evaluator(apply_fn: Callable, data: PixelData, data_axes: PixelData, mesh: Mesh | None,
-                   chunk_pixels: int = 1 << 16, single: bool = False,
+                   chunk_pixels: int = 1 << 16, single: bool = False, align: int = 1,
                    ) -> Callable[[Any, Any, PixelData], tuple[jax.Array, jax.Array]]:
     """Full-signal MSE of every model: jitted ``evaluate(params, constants, data) -> (mse (N,), clipped_mse (N,))``
     for stacked ``(N, ...)`` params and constants and data shaped and placed like ``data``.
@@ -33,13 +33,16 @@ def make_evaluator(apply_fn: Callable, data: PixelData, data_axes: PixelData, me
     ``clipped_mse`` scores the prediction clipped to [0, 1] (what a saved PNG shows). Each device evaluates
     ``chunk_pixels`` points at a time over all its models (split evenly between them; the last chunk padded
     and masked), bounding memory whatever the signal size and model count. ``single``: one model with no
-    model axis in its params, constants or data (the results still get one, ``(1,)``).
+    model axis in its params, constants or data (the results still get one, ``(1,)``). ``align``: chunks hold a
+    multiple of this many points (the point count must be one too), e.g. the K partitions of partition-interleaved
+    data evaluated by a grouped ``apply_fn`` (:mod:`inr_utils.partitions`).
     """
     n = data.values.shape[-2]
     channels = data.values.shape[-1]
     models = data.coords.shape[0] if data_axes.coords == 0 else 1
     local_models = max(1, models // (1 if mesh is None else mesh.devices.size))
     size = min(n, max(256, chunk_pixels // local_models))
+    size = max(align, size - size % align)
     pad = (-n) % size
     chunks = (n + pad) // size
 

@@ -33,7 +33,7 @@ from inr_utils.engine import (
     single_model,
     train_many,
 )
-from inr_utils.errors import InputError
+from inr_utils.errors import InputError, user_input
 from inr_utils.evaluation import FullSignalEvaluator, collapse_warnings, constant_baseline_psnr, make_evaluator
 from inr_utils.files import atomic_write, write_text
 from inr_utils.images import default_image, load_image, save_image
@@ -41,6 +41,7 @@ from inr_utils.initialization import init_state
 from inr_utils.losses import LOSSES
 from inr_utils.metrics import psnr, ssim
 from inr_utils.optim import build_optimizer, schedule_horizon
+from inr_utils.partitions import layout_for
 from inr_utils.plots import summary_figure
 from inr_utils.programs import cached, model_key, training_key
 from inr_utils.rendering import render, render_grid
@@ -159,16 +160,23 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
     image = check_signal(image)
     config = _with_out_dim(config.validate(), image.shape[-1], image.ndim - 1)
     data = signal_to_data(image)
+    with user_input():  # the model's options against the signal (e.g. a partition grid that does not match it)
+        model = build_model(config.model)
+        # a partitioned model (Local-Global INR) trains and evaluates partition-major (inr_utils.partitions)
+        layout = layout_for(config.model, image.shape[:-1])
+    apply_fn, train_data, align = model.apply, data, 1
+    if layout is not None:
+        apply_fn, (train_data, data), align = layout.apply(model), layout.arrange(data), layout.slots
     config = plan_batch(config, data.values.shape[0])
-    model = build_model(config.model)
     fresh, key = init_state(config)
     state = fresh if state is None else state
     first_step = int(state.step)
     axes = shared_axes()
-    program_key = (model_key(config.model), training_key(config), tuple(axes), ())
+    program_key = (model_key(config.model), training_key(config), tuple(axes), (), layout is not None)
     step_fn, sampler = cached(("step", *program_key), lambda: (
-        make_train_step(model.apply, LOSSES.get(config.loss), build_optimizer(config)),
-        make_sampler(config.batch_size, config.jitter, config.sampler)))
+        make_train_step(apply_fn, LOSSES.get(config.loss), build_optimizer(config)),
+        make_sampler(config.batch_size, config.jitter, config.sampler) if layout is None else
+        layout.sampler(config.batch_size, config.jitter)))
 
     def make_chunk(num_steps: int):
         return cached(("chunk", *program_key, num_steps, None),
@@ -176,13 +184,13 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
 
     shapes = tuple((x.shape, str(x.dtype)) for x in data)
     evaluate = cached(("eval", *program_key, shapes),
-                      lambda: make_evaluator(model.apply, data, axes, None, single=True))
+                      lambda: make_evaluator(apply_fn, data, axes, None, single=True, align=align))
     history = history if history is not None else History()
     bar = ProgressBar(config.steps, first_step, disable=not progress)
-    all_callbacks = [FullSignalEvaluator(model.apply, data, eval_every, evaluate=evaluate), history, bar,
+    all_callbacks = [FullSignalEvaluator(apply_fn, data, eval_every, evaluate=evaluate), history, bar,
                      *(single_model(c) for c in callbacks)]
     try:
-        result = train_many(state, data, key, step_fn, sampler, config.steps, axes, None, config.steps_per_call,
+        result = train_many(state, train_data, key, step_fn, sampler, config.steps, axes, None, config.steps_per_call,
                             all_callbacks, make_chunk=make_chunk, stop_when_all_diverged=True)
     except SweepInterrupted as err:
         raise TrainingInterrupted(err.state, err.signum) from None

@@ -46,5 +46,8 @@ TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     #   camera, batches of 4096:      25.5 / 29.1  vs  35.4 / 46.0  vs  34.4 / 42.8
     # so 0.03 is the default. lr 0.1 reaches 30 dB on the astronaut in fewer steps (25, against 65 at 0.01 and
     # 38 at 0.05), which is why benchmarks/time_to_psnr.py sets it.
+    # Local-Global INRs: SIREN's and FINER's rates (their layers are the same sines).
+    "lg_siren": {"lr": 1e-4}, "lg_siren_concat": {"lr": 1e-4}, "lc_siren": {"lr": 1e-4},
+    "lg_finer": {"lr": 5e-4}, "lc_finer": {"lr": 5e-4},
     "hashgrid": {"lr": 3e-2, "lr_schedule": "cosine", "batch_size": None, "steps": 500},
 }

@@ -10,7 +10,6 @@ the flat ``(N, d)`` coords, so each works for any coordinate dimension d.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -136,20 +135,53 @@ def window_sampler(batch_size: int, jitter: bool = False) -> Sampler:
     return sample
 
 
+def partition_batch_sampler(batch_size: int | None = None, partitions: int = 1, jitter: bool = False) -> Sampler:
+    """Balanced sampling of partition-interleaved data (row ``r`` belongs to partition ``r mod partitions``, as
+    :class:`inr_utils.partitions.PartitionLayout` arranges a signal): ``k = max(1, batch_size // partitions)``
+    rows of every partition, uniformly with replacement, returned interleaved too (row ``j * partitions + p`` is
+    one of partition p), so the batch reshapes to ``(k, partitions, d)`` for a grouped forward pass.
+    ``partitions=1`` is :func:`random_batch_sampler` up to the random stream; ``batch_size=None`` takes every
+    row (:func:`full_image_sampler`).
+
+    Returns:
+      ``sample(data, key) -> (coords (k * partitions, in_dim), values (k * partitions, C))``; the data's row count
+      must be a multiple of ``partitions``.
+    """
+    if partitions <= 0 or (batch_size is not None and batch_size <= 0):
+        raise ValueError(f"batch_size and partitions must be positive, got {batch_size} and {partitions}")
+    if batch_size is None:
+        return full_image_sampler(jitter)
+    per_partition = max(1, batch_size // partitions)
+
+    def sample(data: PixelData, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        index_key, jitter_key = jax.random.split(key)
+        rows = data.coords.shape[0] // partitions
+        picks = jax.random.randint(index_key, (per_partition, partitions), 0, rows)
+        index = (picks * partitions + jnp.arange(partitions)).reshape(-1)
+        coords, values = data.coords[index], data.values[index]
+        if jitter:
+            coords = coords + data.pixel_size * jax.random.uniform(jitter_key, coords.shape, minval=-0.5, maxval=0.5)
+        return coords, values
+
+    return sample
+
+
 #: Sampler factories by name (the explicit list): ``"random"`` (``batch_size``, ``jitter``), ``"window"``
-#: (``batch_size``, ``jitter``) and ``"full"`` (``jitter``); each returns a :data:`Sampler`. A factory that takes
-#: ``batch_size`` draws that many samples a step.
+#: (``batch_size``, ``jitter``), ``"full"`` (``jitter``) and ``"partition"`` (``batch_size``, ``partitions``,
+#: ``jitter``: balanced over the partitions of partition-interleaved data); each returns a :data:`Sampler`.
 SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler", {
     "random": random_batch_sampler,
     "window": window_sampler,
     "full": full_image_sampler,
+    "partition": partition_batch_sampler,
 })
 
 
 def batch_samplers() -> list[str]:
-    """Names of the :data:`SAMPLERS` that draw a batch of ``batch_size`` samples (what ``FitConfig.sampler``
-    may name)."""
-    return [name for name in SAMPLERS.names() if "batch_size" in inspect.signature(SAMPLERS.get(name)).parameters]
+    """Names of the :data:`SAMPLERS` that draw ``batch_size`` samples of any signal (what ``FitConfig.sampler``
+    may name): ``random`` and ``window``. (``partition`` is what a partitioned model's layout picks itself, see
+    :mod:`inr_utils.partitions`; ``full`` is ``batch_size=None``.)"""
+    return ["random", "window"]
 
 
 def make_sampler(batch_size: int | None, jitter: bool = False, name: str = "random") -> Sampler:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import flax.linen as nn
 import jax
 
+from model_components.local_global import LocalGlobalOptions
 from model_components.mlp import MLPOptions
 from model_components.options import check_value, field_types
 from model_components.precision import DTYPES
@@ -76,6 +77,7 @@ class ArchitectureOptions(Protocol):
 #: Architecture name -> its options dataclass (whose ``build`` makes the module). The explicit list of models.
 MODELS: Registry[type] = Registry("architecture", {
     "mlp": MLPOptions,
+    "local_global": LocalGlobalOptions,
 })
 
 #: ModelConfig fields shared by every architecture (everything else of a preset or override is an option).

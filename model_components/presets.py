@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_components import hash_grid, layer_zoo
+from model_components import hash_grid, layer_zoo, local_global
 from model_components.registry import Registry
 
 #: Preset name -> the ModelConfig fields / architecture options it sets (others keep their defaults).
@@ -30,4 +30,8 @@ MODEL_PRESETS: Registry[dict[str, Any]] = Registry("model", {
                   width=256, depth=3, output_activation="identity", output_offset=0.5, dtype="float32"),
     **layer_zoo.PRESETS,
     "hashgrid": hash_grid.PRESET,
+    # Local-Global INRs (Ashkenazi & Treister, NeurIPS 2024; model_components.local_global): set `partitions`
+    # for the signal (or let inr_utils.partitions.auto_partition choose it and the widths from a budget); the
+    # widths here are the reference code's image defaults for 32x32-sample partitions of a ~200k budget.
+    **local_global.PRESETS,
 })

@@ -64,7 +64,7 @@ def test_unknown_names_list_the_registry():
         with pytest.raises(ValueError) as err:
             registry[bad]
         assert bad in str(err.value) and all(name in str(err.value) for name in registry.names())
-    with pytest.raises(ValueError, match="unknown architecture 'cnn'; choose one of: mlp"):
+    with pytest.raises(ValueError, match="unknown architecture 'cnn'; choose one of: local_global, mlp"):
         model_config("siren", architecture="cnn")
 
 
