@@ -28,6 +28,9 @@ Modules:
   reports      -- run folders of multi-fit experiments (results tables, ``configs.json``); ``run_sweep`` (a
                   sweep's scores, table, figure and run folder).
   studies      -- experiments of many scored fits (``fit_and_score``, presets x images).
+  partitions   -- partition-major training of partitioned INRs (Local-Global): ``PartitionLayout`` (interleaved
+                  data, the balanced ``"partition"`` sampler, the grouped apply), ``render_partitioned``.
+  croppable    -- ``auto_partition`` (grid and widths from a budget), ``crop``, ``extend``, ``fit_extension``.
   sweeps       -- ``fit_many``: N fits of equal shapes (seeds, learning rates, layer hyperparameters, images)
                   trained by one vmapped program, sharded over devices; ``sweep_grid``.
 

@@ -122,10 +122,12 @@ class PartitionLayout:
 
     def arrange(self, data: PixelData) -> tuple[PixelData, PixelData]:
         """``(train_data, eval_data)``: flat row-major ``data`` of the whole signal in the training and evaluation
-        orders (rows of cropped-away partitions left out)."""
+        orders (rows of cropped-away partitions left out). Rows are axis -2 of coords and values, so data of N
+        signals stacked on a leading axis (``fit_many``) is arranged too."""
         def take(order: np.ndarray) -> PixelData:
             index = jnp.asarray(order)
-            return PixelData(data.coords[index], data.values[index], data.pixel_size)
+            return PixelData(jnp.take(data.coords, index, axis=-2), jnp.take(data.values, index, axis=-2),
+                             data.pixel_size)
 
         return take(self.train_order()), take(self.eval_order())
 

@@ -69,7 +69,7 @@ from inr_utils.engine import (
     plan_batch,
     train_many,
 )
-from inr_utils.errors import InputError
+from inr_utils.errors import InputError, user_input
 from inr_utils.evaluation import FullSignalEvaluator, make_evaluator, psnr_of_mse
 from inr_utils.initialization import abstract_state_and_keys, init_states, loop_key_data
 from inr_utils.losses import LOSSES
@@ -80,6 +80,7 @@ from inr_utils.model_axis import (
     stack_signals,
 )
 from inr_utils.optim import build_optimizer
+from inr_utils.partitions import layout_for
 from inr_utils.programs import cached, mesh_key, model_key, training_key
 from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.training import TrainState, make_train_step, merge_variables
@@ -328,23 +329,31 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     if stacked:
         images = images[order]
     data, axes = signals_to_data(images, stacked, total)
-    data = PixelData(*(put(x, mesh, P() if a is None else P(MODEL_AXIS)) for x, a in zip(data, axes, strict=True)))
+    with user_input():  # a partitioned model (Local-Global INR) trains partition-major (inr_utils.partitions)
+        layout = layout_for(configs[0].model, shape)
+    apply_fn, train_data, align = model.apply, data, 1
+    if layout is not None:
+        apply_fn, (train_data, data), align = layout.apply(model), layout.arrange(data), layout.slots
+    data, train_data = (PixelData(*(put(x, mesh, P() if a is None else P(MODEL_AXIS)) for x, a in
+                                    zip(d, axes, strict=True))) for d in (data, train_data))
 
     config = configs[0]
     if models_per_block is None:
         pixels = config.batch_size or math.prod(shape)
         models_per_block = default_models_per_block(pixels, config.model.width)
-    program_key = (model_key(config.model), training_key(config), tuple(axes), mesh_key(mesh))
+    program_key = (model_key(config.model), training_key(config), tuple(axes), mesh_key(mesh), layout is not None)
     step_fn, sampler = cached(("step", *program_key), lambda: (
-        make_train_step(model.apply, LOSSES.get(config.loss), build_optimizer(config, flat=True)),
-        make_sampler(config.batch_size, config.jitter, config.sampler)))
+        make_train_step(apply_fn, LOSSES.get(config.loss), build_optimizer(config, flat=True)),
+        make_sampler(config.batch_size, config.jitter, config.sampler) if layout is None else
+        layout.sampler(config.batch_size, config.jitter)))
 
     def make_chunk(num_steps: int) -> Callable:
         return cached(("chunk", *program_key, num_steps, models_per_block),
                       lambda: make_chunk_program(step_fn, sampler, num_steps, axes, mesh, models_per_block))
 
     shapes = tuple((x.shape, str(x.dtype)) for x in data)
-    evaluate_fn = cached(("eval", *program_key, shapes), lambda: make_evaluator(model.apply, data, axes, mesh))
+    evaluate_fn = cached(("eval", *program_key, shapes),
+                         lambda: make_evaluator(apply_fn, data, axes, mesh, align=align))
 
     # The first chunk (the largest program) compiles in a background thread while the models are initialised.
     # XLA compiles without holding the GIL, but tracing and lowering hold it, so the initialisation waits
@@ -356,7 +365,7 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     lowered = threading.Event()
     try:
         compiling = executor.submit(_compile_chunk, make_chunk(first_chunk) if first_chunk > 0 else None,
-                                    (abstract_state, data, abstract_keys), lowered)
+                                    (abstract_state, train_data, abstract_keys), lowered)
         lowered.wait()
         if state is None:
             state, key_data = init_states(padded)
@@ -380,12 +389,12 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     init_s = time.perf_counter() - t_start
 
     history = History()
-    evaluator_callback = FullSignalEvaluator(model.apply, data, eval_every, data_axes=axes, mesh=mesh,
+    evaluator_callback = FullSignalEvaluator(apply_fn, data, eval_every, data_axes=axes, mesh=mesh,
                                              evaluate=evaluator)
     bar = ProgressBar(config.steps, first_step, disable=not progress, num_models=n)
     try:
-        result = train_many(state, data, keys, step_fn, sampler, config.steps, axes, mesh, config.steps_per_call,
-                            [evaluator_callback, history, bar, *callbacks], models_per_block,
+        result = train_many(state, train_data, keys, step_fn, sampler, config.steps, axes, mesh,
+                            config.steps_per_call, [evaluator_callback, history, bar, *callbacks], models_per_block,
                             make_chunk, {first_chunk: chunk} if chunk is not None else None)
     finally:
         bar.close()

@@ -11,6 +11,7 @@ Modules:
   layer_zoo     -- the zoo layers' base class, the bump-shaped family (Gaussian, ...) and the zoo's presets.
   wave_layers   -- oscillating zoo layers: WIRE, FINER, HOSC/AdaHOSC, sinc.
   mlp           -- the ``mlp`` architecture: ``MLPINR`` and its options ``MLPOptions``.
+  local_global  -- the ``local_global`` architecture: ``LocalGlobalINR`` (croppable Local-Global INRs) and options.
   inrs          -- the INR contract, ``MODELS`` (architectures), ``ModelConfig``, ``model_config``, ``build_model``.
   presets       -- ``MODEL_PRESETS``: named architectures (training settings live in ``inr_utils.presets``).
   templates     -- ``ParamTemplate``: shapes of an INR's variables, flatten/unflatten (what hypernetworks emit).

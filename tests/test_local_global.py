@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from inr_utils.config import FitConfig
+from inr_utils.croppable import auto_partition, crop, extend, fit_extension, is_local, partitions_along
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit
 from inr_utils.grids import grid
 from inr_utils.partitions import PartitionLayout, block_indices, layout_for, render_partitioned
 from inr_utils.samplers import SAMPLERS, signal_to_data
-from model_components.inrs import build_model, model_config
+from inr_utils.sweeps import fit_many
+from model_components.inrs import build_model, count_params, model_config
 from model_components.local_global import partition_index
 
 
@@ -120,3 +122,76 @@ def test_bad_partition_grids_are_one_clear_error():
     with pytest.raises(ValueError, match="unknown mode 'xl'"):
         model_config("lg_siren", mode="xl")
     assert layout_for(model_config("lg_siren", mode="mlp"), (32, 32)) is None
+
+
+# ------------------------------------------------------------------------------ auto-partitioning, crop, extension
+
+
+@pytest.mark.parametrize("shape,size,channels", [((512, 512), (32, 32), 3), ((100000,), (3125,), 1),
+                                                 ((40, 128, 128), (8, 16, 16), 3), ((510, 339), (32, 32), 3)])
+def test_auto_partition_meets_the_budget(shape, size, channels):
+    plan = auto_partition(shape, size, channels)
+    assert plan.partitions == tuple(max(1, n // s) for n, s in zip(shape, size, strict=True))
+    assert all(n % g == 0 for n, g in zip(plan.shape, plan.partitions, strict=True))
+    model = build_model(model_config("lg_siren", in_dim=len(shape), out_dim=channels, **plan.overrides()))
+    variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, len(shape))))
+    assert count_params(variables["params"]) == plan.params  # the count is the model's, not an estimate
+    assert abs(plan.params - 200_000) <= 20_000
+    assert 0.03 < plan.global_params / plan.params < 0.2
+    assert "parameters" in plan.describe()
+
+
+def test_auto_partition_refuses_a_budget_too_small():
+    with pytest.raises(ValueError, match="a budget of 50,000 parameters is too small for 4096 partitions"):
+        auto_partition((512, 512), (8, 8), 3, budget=50_000)
+    with pytest.raises(ValueError, match="partition_size must give"):
+        auto_partition((512, 512), (8,), 3)
+
+
+def _lg_model(**overrides):
+    config = model_config("lg_siren", partitions=(4, 4), width=8, global_width=8, depth=1, **overrides)
+    return config, jax.jit(build_model(config).init)(jax.random.key(0), jnp.zeros((1, 2)))
+
+
+def test_crop_removes_parameters_and_decodes_the_kept_region_identically():
+    config, variables = _lg_model()
+    full = render_partitioned(build_model(config), variables, (16, 16))
+    # the right grid column and partition 0 go: 5 of 16 partitions
+    cropped_config, cropped = crop(config, variables, partitions=(0,), along={1: (3,)})
+    assert cropped_config.kept == (1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14)
+    local = sum(x.size for name, sub in variables["params"].items() if is_local(name) for x in jax.tree.leaves(sub))
+    assert count_params(variables["params"]) - count_params(cropped["params"]) == local * 5 // 16
+    part = render_partitioned(build_model(cropped_config), cropped, (16, 16), fill=np.nan)
+    kept = ~np.isnan(part[..., 0])
+    assert kept.sum() == 11 * 16
+    np.testing.assert_allclose(part[kept], full[kept], rtol=0, atol=1e-6)
+    assert partitions_along((4, 4), 0, (0,)) == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match=r"partitions \[0\] are not in the model"):
+        crop(cropped_config, cropped, partitions=(0,))
+
+
+def test_extension_trains_the_new_partitions_only():
+    config, variables = _lg_model(in_dim=2, out_dim=3)
+    config, variables = crop(config, variables, along={1: (3,)})
+    extended_config, extended, trainable = extend(config, variables, partitions_along((4, 4), 1, (3,)),
+                                                  jax.random.key(3))
+    assert extended_config.kept == ()  # every partition again
+    fit_config = FitConfig(model=extended_config, steps=20, lr=1e-3, batch_size=None, steps_per_call=20)
+    trained, history = fit_extension(_image(16), fit_config, extended, trainable, eval_every=20)
+    frozen_same = jax.tree.map(lambda a, b, m: bool(jnp.all(jnp.where(m, True, a == b))),
+                               trained["params"], extended["params"], trainable)
+    new_moved = jax.tree.map(lambda a, b, m: bool(jnp.any(jnp.where(m, a != b, False))),
+                             trained["params"], extended["params"], trainable)
+    assert all(jax.tree.leaves(frozen_same))  # bit for bit
+    assert all(moved for name, sub in new_moved.items() if is_local(name) for moved in jax.tree.leaves(sub))
+    assert np.isfinite(history.column("full_psnr")[-1])
+
+
+def test_many_signals_train_in_one_program_as_single_fits_do():
+    images = np.stack([_image(16), _image(16)[::-1]])
+    model = model_config("lg_siren", partitions=(4, 4), width=8, global_width=8, depth=1)
+    config = FitConfig(model=model, steps=30, lr=3e-3, batch_size=None, steps_per_call=30)
+    many = fit_many(config, images=images, progress=False, eval_every=30)
+    for i in range(2):
+        one = fit(images[i], config, progress=False, eval_every=30)
+        assert abs(many.psnr[i] - one.history.column("full_psnr")[-1]) < 0.05
