@@ -9,9 +9,12 @@ metrics, history, config and a checkpoint (which experiments/crop.py reads) into
     python experiments/fit_signal.py --signal video --input clip.mp4 --max-frames 30 --max-size 128
     python experiments/fit_signal.py --resume runs/x --steps 3000          # continue a run
 
---mode picks the architecture at a total parameter budget (--params): mlp is a plain SIREN (1+3 hidden layers
-whose width meets the budget). Each step trains on --sample-fraction of the signal: random samples for images
-and video, one contiguous window for audio (--sampler changes it).
+--mode picks the architecture at a total parameter budget (--params): lg is a Local-Global SIREN (Ashkenazi &
+Treister 2024) whose partition grid and widths are chosen automatically (--partition-size or --partitions,
+--global-share), lc a SIREN per partition, mlp a plain SIREN; a partitioned signal is trimmed to a multiple of
+its grid. Each step trains on --sample-fraction of the signal: for lg/lc the same number of samples from every
+partition; for mlp random samples of images and video and one contiguous window of audio (--sampler).
+experiments/crop.py crops a lg/lc run without retraining.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from inr_utils.cli import (
+    MODEL_FLAGS,
     OneLineArgumentParser,
     add_model_flags,
     add_training_flags,
@@ -33,6 +37,7 @@ from inr_utils.cli import (
     run_cli,
     run_training_command,
 )
+from inr_utils.config import FitConfig, resolve_config
 from inr_utils.errors import InputError
 from inr_utils.files import write_text
 from inr_utils.fitting import run_fit
@@ -40,12 +45,16 @@ from inr_utils.signals import (
     MODES,
     SIGNAL_KINDS,
     SignalSpec,
+    fit_shape,
     load_signal,
-    mode_settings,
+    mode_of,
+    model_shape,
+    plan_model,
     read_spec,
     write_signal_outputs,
     write_spec,
 )
+from model_components.local_global import COMBINES
 
 #: Per signal kind: the default fraction of its samples trained on per step.
 SAMPLE_FRACTION = {"image": 0.25, "audio": 0.25, "video": 0.1}
@@ -72,11 +81,21 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--video-format", choices=["mp4", "gif"], default="mp4",
                    help="file format of the reconstructed video (default: mp4)")
     g = p.add_argument_group("model")
-    g.add_argument("--mode", choices=sorted(MODES), default="mlp",
+    g.add_argument("--mode", choices=sorted(MODES), default="lg",
                    help="architecture: " + "; ".join(f"{k}: {v}" for k, v in sorted(MODES.items()))
-                   + " (default: mlp)")
+                   + " (default: lg)")
     g.add_argument("--params", type=int, default=200_000,
                    help="total parameter budget the model is sized to (default: 200000, a 3x256 SIREN)")
+    g.add_argument("--partition-size", type=int, nargs="+", metavar="N",
+                   help="lg/lc: samples per partition along each sample axis (default: image 32 32; audio and "
+                   "video: the size giving 32 partitions of audio, 5x8x8 of video)")
+    g.add_argument("--partitions", type=int, nargs="+", metavar="G",
+                   help="lg/lc: the partition grid itself, one count per sample axis (default: from "
+                   "--partition-size)")
+    g.add_argument("--global-share", type=float, default=0.1,
+                   help="lg: fraction of the parameters in the global branch (default: 0.1)")
+    g.add_argument("--combine", choices=COMBINES, default="fc_and_add",
+                   help="lg: how global features join the local ones (default: fc_and_add)")
     add_model_flags(g, ["width", "depth", "omega0", "first_omega0", "dtype", "layer_option"])
     g = p.add_argument_group("training")
     g.add_argument("--sample-fraction", type=float,
@@ -110,24 +129,43 @@ def main() -> int:
                           args.max_frames, args.frame_step, tuple(args.clip_shape))
     signal = load_signal(spec)
     values = dict(vars(args))
-    if not args.resume:  # a resumed run keeps its model and training settings, changed only by explicit flags
-        values.update({k: v for k, v in mode_settings(args.mode, signal, args.params, vars(args)).items()
-                       if values.get(k) is None})
+    options: dict = {}
+    notes: list[str] = []  # printed once every input has been checked
+    if args.resume:  # a resumed run keeps its model and training settings, changed only by explicit flags
+        saved = FitConfig.load(Path(args.resume) / "config.json")
+        signal = fit_shape(signal, model_shape(saved.model, signal.values.shape[:-1]))
+    else:
+        if args.params <= 0 or not 0 <= args.global_share < 1:
+            raise InputError(f"--params must be positive and --global-share in [0, 1), got {args.params} and "
+                             f"{args.global_share}")
+        plan = plan_model(args.mode, signal, args.params, args.depth,
+                          tuple(args.partition_size) if args.partition_size else None,
+                          tuple(args.partitions) if args.partitions else None, args.global_share, args.combine)
+        notes.append(f"{args.mode}: {plan.description}")
+        signal = fit_shape(signal, plan.shape)
+        values["model"] = plan.settings["model"]
+        flags = {k: v for k, v in plan.settings.items() if k in MODEL_FLAGS}  # explicit flags win over these
+        values.update({k: v for k, v in flags.items() if values.get(k) is None})
+        options = {k: v for k, v in plan.settings.items() if k not in MODEL_FLAGS and k != "model"}  # Local-Global
         samples = math.prod(signal.values.shape[:-1])
         if values["batch_size"] is None:
             fraction = args.sample_fraction or SAMPLE_FRACTION[spec.kind]
             batch = max(1, math.ceil(fraction * samples))
             values["batch_size"] = "full" if batch >= samples else batch
-        if values["sampler"] is None and spec.kind == "audio":
+        if values["sampler"] is None and spec.kind == "audio" and args.mode == "mlp":  # lg/lc: per partition
             values["sampler"] = "window"
         if values["steps"] is None:
             values["steps"] = DEFAULT_STEPS
     config = config_from_flags(values)
+    if options:
+        config = resolve_config(config, model_settings=options)
     run_dir: list[Path] = []
 
     def announce(folder: Path) -> None:  # called once every input has been checked
         run_dir.append(folder)
         write_spec(folder, spec)
+        for note in notes:
+            print(note, file=sys.stderr)
         shape = "x".join(str(n) for n in signal.values.shape)
         model = dataclasses.replace(config.model, in_dim=signal.values.ndim - 1, out_dim=signal.values.shape[-1])
         print(f"{spec.kind} {signal.label} ({shape}), model {model.model}: {json.dumps(dataclasses.asdict(model))}",
@@ -144,7 +182,7 @@ def main() -> int:
     if spec.kind != "image":
         reconstruction = np.load(out / "reconstruction.npy")
         metrics.update(write_signal_outputs(out, signal, reconstruction, video_format=args.video_format))
-    metrics.update(signal=spec.kind, label=signal.label, shape=list(signal.values.shape), mode=args.mode)
+    metrics.update(signal=spec.kind, label=signal.label, shape=list(signal.values.shape), mode=mode_of(config.model))
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"results in {out}", file=sys.stderr)
     print(json.dumps(metrics))

@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 
 from inr_utils.audio import audio_psnr, audio_to_signal, load_audio, save_audio, signal_to_audio, snr
-from inr_utils.errors import InputError
+from inr_utils.errors import InputError, user_input
 from inr_utils.files import write_text
 from inr_utils.images import default_image, load_image, resize
 from inr_utils.signal_plots import audio_figure, video_figure
 from inr_utils.video import builtin_clip, find_div2k, frame_psnr, load_video, save_video
 
-__all__ = ["MODES", "SIGNAL_KINDS", "LoadedSignal", "SignalSpec", "audio_first_omega0", "load_signal", "mlp_width_for",
-           "mode_settings", "read_spec", "write_signal_outputs", "write_spec"]
+__all__ = ["MODES", "MODE_PRESETS", "SIGNAL_KINDS", "LoadedSignal", "ModelPlan", "SignalSpec", "audio_first_omega0",
+           "default_grid", "fit_shape", "load_signal", "mlp_width_for", "mode_of", "model_shape",
+           "plan_model", "read_spec", "write_signal_outputs", "write_spec"]
 
 SIGNAL_KINDS = ("image", "audio", "video")
 SPEC_FILE = "signal.json"
@@ -263,25 +264,114 @@ def audio_first_omega0(samples: int) -> float:
 
 
 #: ``--mode`` of ``experiments/fit_signal.py`` -> what it builds.
-MODES = {"mlp": "a plain SIREN (preset siren, 1+3 hidden layers sized to --params)"}
+MODES = {
+    "lg": "a Local-Global SIREN (preset lg_siren; grid and widths from --params by automatic partitioning)",
+    "lc": "a SIREN per partition, no global branch (preset lc_siren; sized the same way)",
+    "mlp": "a plain SIREN (preset siren, 1+3 hidden layers of the largest width within --params)",
+}
+#: Model preset of each mode.
+MODE_PRESETS = {"lg": "lg_siren", "lc": "lc_siren", "mlp": "siren"}
+#: Default partition grid of the Local-Global modes per signal kind, in the signal's axis order (the issue's and the
+#: paper's examples; at most the signal's size along each axis). Images: partitions of 32x32 pixels instead.
+DEFAULT_GRIDS = {"audio": (32,), "video": (5, 8, 8)}
+DEFAULT_IMAGE_PARTITION = 32
 
 
-def mode_settings(mode: str, signal: LoadedSignal, params: int, flags: Mapping[str, Any]) -> dict[str, Any]:
-    """The model settings (flag names of :func:`inr_utils.cli.config_from_flags`: ``model`` preset, ``width``,
-    ``first_omega0``, ...) of ``mode`` for ``signal`` at about ``params`` parameters; the caller lets explicit
-    flags win over them.
+def default_grid(kind: str, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The default partition grid of audio and video (:data:`DEFAULT_GRIDS`, capped by the signal's size along
+    each axis); ``None`` for images, whose default is partitions of :data:`DEFAULT_IMAGE_PARTITION` pixels."""
+    if kind not in DEFAULT_GRIDS:
+        return None
+    return tuple(min(g, n) for g, n in zip(DEFAULT_GRIDS[kind], shape, strict=True))
 
-    Args:
-      mode: a key of :data:`MODES`.
-      signal: the signal (its dimension and channels size the model).
-      params: total parameter budget.
-      flags: the explicit flags (``depth`` is read).
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """The model ``--mode`` builds for a signal.
+
+    Attributes:
+      settings: flag names of :func:`inr_utils.cli.config_from_flags` (``model`` preset, ``width``,
+        ``first_omega0``, ...) and Local-Global options (``partitions``, ``global_width``, ``combine``); explicit
+        flags win over them.
+      shape: the signal's sample axes to fit (trimmed to a multiple of the partition grid).
+      description: one line saying what was chosen (printed by the script).
+    """
+
+    settings: dict[str, Any]
+    shape: tuple[int, ...]
+    description: str
+
+
+def plan_model(mode: str, signal: LoadedSignal, params: int, depth: int | None = None,
+               partition_size: tuple[int, ...] | None = None, partitions: tuple[int, ...] | None = None,
+               global_share: float = 0.1, combine: str = "fc_and_add") -> ModelPlan:
+    """Chooses the model of ``mode`` for ``signal`` at about ``params`` parameters.
+
+    ``mlp``: SIREN's preset with the width of :func:`mlp_width_for`. ``lg`` / ``lc``: the preset ``lg_siren`` /
+    ``lc_siren`` with the partition grid and local/global widths of
+    :func:`inr_utils.croppable.auto_partition` (partitions of ``partition_size`` samples per axis, or exactly the
+    grid ``partitions``; by default :func:`default_grid` for audio and video, partitions of 32x32 pixels for
+    images; ``global_share`` of the parameters global); the signal is then trimmed to a multiple of the grid. Audio gets
+    :func:`audio_first_omega0` in every mode.
+
+    Raises:
+      InputError: an unknown mode, a grid or size of the wrong length, a budget too small for the grid.
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(sorted(MODES))}")
-    in_dim, channels = signal.values.ndim - 1, int(signal.values.shape[-1])
-    settings: dict[str, Any] = {"model": "siren"}
+    shape, channels = tuple(signal.values.shape[:-1]), int(signal.values.shape[-1])
+    depth = 3 if depth is None else depth
+    settings: dict[str, Any] = {"model": MODE_PRESETS[mode]}
     if signal.spec.kind == "audio":
-        settings["first_omega0"] = audio_first_omega0(signal.values.shape[0])
-    settings["width"] = mlp_width_for(params, in_dim, channels, flags.get("depth") or 3)
-    return settings
+        settings["first_omega0"] = audio_first_omega0(shape[0])
+    if mode == "mlp":
+        settings["width"] = mlp_width_for(params, len(shape), channels, depth)
+        return ModelPlan(settings, shape, f"SIREN 1+{depth} x {settings['width']}")
+    from inr_utils.croppable import auto_partition
+
+    for name, value in (("--partitions", partitions), ("--partition-size", partition_size)):
+        if value is not None and (len(value) != len(shape) or min(value) <= 0):
+            raise InputError(f"{name} needs one positive count per sample axis of the {signal.spec.kind} "
+                             f"({len(shape)}: shape {'x'.join(map(str, shape))}), got {' '.join(map(str, value))}")
+    if partitions is None and partition_size is None:
+        partitions = default_grid(signal.spec.kind, shape)
+        partition_size = None if partitions else tuple(min(DEFAULT_IMAGE_PARTITION, n) for n in shape)
+    fitted = shape
+    if partitions is not None:
+        if any(g > n for g, n in zip(partitions, shape, strict=True)):
+            raise InputError(f"--partitions {' '.join(map(str, partitions))} has more partitions than samples on an "
+                             f"axis of the {'x'.join(map(str, shape))} signal; use fewer partitions")
+        fitted = tuple(n - n % g for n, g in zip(shape, partitions, strict=True))  # then the sizes give this grid
+        partition_size = tuple(n // g for n, g in zip(fitted, partitions, strict=True))
+    with user_input():
+        plan = auto_partition(fitted, partition_size, channels, budget=params, global_share=global_share, depth=depth,
+                              mode=mode, combine=combine)
+    settings.update(plan.overrides())
+    settings["depth"] = depth
+    if mode == "lg":
+        settings["combine"] = combine
+    return ModelPlan(settings, tuple(plan.shape), plan.describe())
+
+
+def fit_shape(signal: LoadedSignal, shape: tuple[int, ...]) -> LoadedSignal:
+    """``signal`` cropped (from the end of each axis) to the sample shape ``shape`` (a partition grid's
+    multiple, :class:`ModelPlan`)."""
+    if tuple(signal.values.shape[:-1]) == tuple(shape):
+        return signal
+    values = signal.values[tuple(slice(0, n) for n in shape)]
+    return dataclasses.replace(signal, values=np.ascontiguousarray(values))
+
+
+def model_shape(model_config: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The sample shape a model fits of a signal of sample ``shape``: trimmed to a multiple of its partition grid
+    when it is partitioned (a Local-Global INR in mode ``lg``/``lc``), else ``shape``."""
+    describe = getattr(model_config.options, "partition_layout", None)
+    if describe is None or describe(dataclasses.replace(model_config, in_dim=len(shape))) is None:
+        return tuple(shape)
+    grid = model_config.options.grid(len(shape))
+    return tuple(n - n % g for n, g in zip(shape, grid, strict=True))
+
+
+def mode_of(model_config: Any) -> str:
+    """``lg``, ``lc`` or ``mlp``: the mode a model config is (``mlp`` for every non-partitioned architecture)."""
+    return str(getattr(model_config.options, "mode", "mlp"))

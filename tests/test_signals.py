@@ -17,14 +17,15 @@ import jax
 import numpy as np
 import pytest
 import soundfile
-from conftest import run_scripts
+from conftest import run_script, run_scripts
 
 from inr_utils.audio import audio_psnr, audio_to_signal, load_audio, save_audio, signal_to_audio, snr
 from inr_utils.errors import InputError
 from inr_utils.images import save_image
 from inr_utils.metrics import psnr
 from inr_utils.samplers import SAMPLERS, signal_to_data
-from inr_utils.signals import SignalSpec, load_signal, mlp_width_for, read_spec, write_signal_outputs
+from inr_utils.signal_crops import axis_values, kept_box, kept_mask
+from inr_utils.signals import SignalSpec, load_signal, mlp_width_for, plan_model, read_spec, write_signal_outputs
 from inr_utils.video import builtin_clip, frame_psnr, load_video, save_video
 
 TINY_GIF = Path(os.path.dirname(__import__("skimage.data").data.__file__)) / "no_time_for_that_tiny.gif"
@@ -189,6 +190,35 @@ def test_mlp_width_meets_the_budget():
         assert count(w) <= params < count(w + 1)
 
 
+def test_model_plans_meet_the_budget(tone_wav):
+    audio = load_signal(SignalSpec("audio", str(tone_wav)))
+    plan = plan_model("mlp", audio, 5000)
+    assert plan.settings["model"] == "siren" and plan.settings["first_omega0"] == 205.0 and plan.shape == (2048,)
+    plan = plan_model("lg", audio, 20_000)
+    assert plan.settings["partitions"] == (32,) and plan.shape == (2048,)  # 32 partitions of audio by default
+    assert "partitions 32" in plan.description
+    video = load_signal(SignalSpec("video", str(TINY_GIF)))
+    plan = plan_model("lc", video, 50_000)
+    assert plan.settings["model"] == "lc_siren" and plan.settings["partitions"] == (5, 8, 8)  # the default grid
+    assert plan.shape == (20, 24, 8)  # trimmed to multiples of it
+    for kwargs, message in (({"partitions": (2, 2)}, "one positive count per sample axis"),
+                            ({"partitions": (30, 1, 1)}, "more partitions than samples"),
+                            ({"partition_size": (1, 1, 1)}, "too small")):
+        with pytest.raises(InputError, match=message):
+            plan_model("lg", video, 5000, **kwargs)
+
+
+def test_kept_region_of_a_crop():
+    grid, shape = (2, 3), (4, 6)
+    mask = kept_mask(shape, grid, [1, 2, 4, 5])  # drop column 0 of the grid
+    assert mask.sum() == 16 and not mask[:, :2].any() and mask[:, 2:].all()
+    assert kept_box(mask) == ((slice(0, 4), slice(2, 6)), True)
+    assert kept_box(kept_mask(shape, grid, [0, 5]))[1] is False  # a diagonal: not a box
+    assert axis_values("2:0,7") == (2, [0, 7])
+    with pytest.raises(ValueError, match="AXIS:I,J"):
+        axis_values("0-7")
+
+
 def test_outputs_of_an_audio_signal(tmp_path, tone_wav):
     signal = load_signal(SignalSpec("audio", str(tone_wav)))
     assert signal.values.shape == (2048, 1) and signal.rate == RATE
@@ -213,14 +243,13 @@ def runs(tmp_path_factory, tone_wav):
     blocker.write_text("x")
     common = ["--steps", "150", "--no-progress", "--steps-per-call", "50"]
     cases = {
-        "audio": ("fit_signal.py", "--signal", "audio", "--input", tone_wav, "--params", "5000",
+        "audio": ("fit_signal.py", "--signal", "audio", "--input", tone_wav, "--params", "5000", "--mode", "mlp",
                   "--first-omega0", "300", "--out", root / "audio", *common),
         "video": ("fit_signal.py", "--signal", "video", "--input", TINY_GIF, "--max-frames", "4", "--params", "5000",
-                  "--out", root / "video", *common),
+                  "--mode", "lg", "--partitions", "2", "3", "2", "--lr", "1e-3", "--out", root / "video", *common),
         "corrupt_wav": ("fit_signal.py", "--signal", "audio", "--input", corrupt, "--out", root / "x1"),
-        "missing_video": ("fit_signal.py", "--signal", "video", "--input", root / "nope.mp4", "--out", root / "x3"),
-        "bad_fraction": ("fit_signal.py", "--signal", "video", "--sample-fraction", "2", "--out", root / "x4"),
         "unwritable": ("fit_signal.py", "--signal", "audio", "--input", tone_wav, "--out", blocker / "run"),
+        "crop_missing": ("crop.py", root / "nope", "--crop-partitions", "0", "--out", root / "x5"),
     }
     return root, run_scripts(cases, timeout=300)
 
@@ -249,21 +278,40 @@ def test_fit_signal_video_round_trip(runs):
     root, results = runs
     rc, stdout, stderr = results["video"]
     assert rc == 0, stderr
+    assert "lg: partitions 2x3x2 of a 4x24x14 signal" in stderr  # 25 rows trimmed to a multiple of 3
     out = root / "video"
     metrics = json.loads((out / "metrics.json").read_text())
     per_frame = json.loads((out / "frame_psnr.json").read_text())["frame_psnr_db"]
-    assert len(per_frame) == 4 and metrics["frames"] == 4 and metrics["shape"] == [4, 25, 14, 3]
+    assert len(per_frame) == 4 and metrics["frames"] == 4 and metrics["shape"] == [4, 24, 14, 3]
     assert metrics["frame_psnr_mean"] == pytest.approx(np.mean(per_frame), abs=0.01)
-    assert metrics["frame_psnr_mean"] > 15
+    assert metrics["frame_psnr_mean"] > 18 and metrics["mode"] == "lg"  # 150 steps of a 5k-parameter LG-SIREN
+    assert abs(metrics["params"] - 5000) <= 500  # automatic partitioning: within 10% of the budget
     video = load_video(out / "reconstruction.mp4")
-    assert video.frames.shape == (4, 26, 14, 3)  # 25 rows padded to an even count for H.264
-    assert json.loads((out / "config.json").read_text())["model"]["in_dim"] == 3
+    assert video.frames.shape == (4, 24, 14, 3)
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert model["in_dim"] == 3 and model["partitions"] == [2, 3, 2] and model["architecture"] == "local_global"
     assert (out / "video.png").stat().st_size > 0
 
 
+def test_crop_script_removes_the_frame_border_without_changing_the_rest(runs, tmp_path):
+    root, results = runs
+    assert results["video"][0] == 0, results["video"][2]
+    rc, stdout, stderr = run_script("crop.py", root / "video", "--crop-along", "1:0", "--crop-along", "2:0",
+                                    "--video-format", "gif", "--out", tmp_path / "crop")
+    assert rc == 0, stderr
+    metrics = json.loads((tmp_path / "crop" / "metrics.json").read_text())
+    assert metrics == json.loads(stdout.strip().splitlines()[-1])
+    assert (metrics["partitions_before"], metrics["partitions_after"]) == (12, 4)  # rows 1-2 x column 1 of each frame
+    assert metrics["params_after"] < metrics["params_before"]
+    assert metrics["max_abs_difference"] <= 1e-6 and metrics["psnr_kept"] == metrics["psnr_kept_uncropped"]
+    assert metrics["region_is_box"] and metrics["region_start"] == [0, 8, 7] and metrics["region_shape"] == [4, 16, 7]
+    assert load_video(tmp_path / "crop" / "cropped.gif").frames.shape == (4, 16, 7, 3)
+    cropped = json.loads((tmp_path / "crop" / "config.json").read_text())["model"]
+    assert len(cropped["kept"]) == 4 and read_spec(tmp_path / "crop").kind == "video"  # croppable again
+
+
 @pytest.mark.parametrize("case, message", [
-    ("corrupt_wav", "cannot read audio file"), ("missing_video", "does not exist"),
-    ("bad_fraction", "--sample-fraction must be in"), ("unwritable", "output folder"),
+    ("corrupt_wav", "cannot read audio file"), ("unwritable", "output folder"), ("crop_missing", "does not exist"),
 ])
 def test_fit_signal_bad_input(runs, case, message):
     root, results = runs
@@ -271,7 +319,7 @@ def test_fit_signal_bad_input(runs, case, message):
     assert rc == 2, stderr
     assert message in stderr and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
-    assert not any((root / f"x{k}").exists() for k in range(1, 5))  # nothing written
+    assert not any((root / f"x{k}").exists() for k in range(1, 6))  # nothing written
 
 
 def test_bad_signal_descriptions():
