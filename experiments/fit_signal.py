@@ -76,8 +76,8 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--duration", type=float, help="audio: seconds fitted from --offset (default: to the end)")
     g.add_argument("--max-frames", type=int, help="video: at most this many frames (default: all)")
     g.add_argument("--frame-step", type=int, default=1, help="video: keep every n-th frame (default: 1)")
-    g.add_argument("--clip-shape", type=int, nargs=3, metavar=("T", "H", "W"), default=[24, 64, 96],
-                   help="shape of the built-in video clip (default: 24 64 96)")
+    g.add_argument("--clip-shape", type=int, nargs=3, metavar=("T", "H", "W"), default=[25, 64, 96],
+                   help="shape of the built-in video clip (default: 25 64 96, a multiple of the 5x8x8 partition grid)")
     g.add_argument("--video-format", choices=["mp4", "gif"], default="mp4",
                    help="file format of the reconstructed video (default: mp4)")
     g = p.add_argument_group("model")
@@ -125,8 +125,10 @@ def main() -> int:
     if args.resume:
         spec = read_spec(args.resume)
     else:
-        spec = SignalSpec(args.signal, args.input, args.downscale, args.signal_max_size, args.offset, args.duration,
-                          args.max_frames, args.frame_step, tuple(args.clip_shape))
+        # the input's absolute path, so --resume and crop.py find it from any working directory
+        spec = SignalSpec(args.signal, args.input and str(Path(args.input).absolute()), args.downscale,
+                          args.signal_max_size, args.offset, args.duration, args.max_frames, args.frame_step,
+                          tuple(args.clip_shape))
     signal = load_signal(spec)
     values = dict(vars(args))
     options: dict = {}

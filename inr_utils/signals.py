@@ -60,7 +60,7 @@ class SignalSpec:
     duration: float | None = None
     max_frames: int | None = None
     frame_step: int = 1
-    clip_shape: tuple[int, int, int] = (24, 64, 96)
+    clip_shape: tuple[int, int, int] = (25, 64, 96)
 
     def validate(self) -> SignalSpec:
         """Raises :class:`InputError` for a bad kind or limit; returns self."""

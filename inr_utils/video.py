@@ -164,7 +164,7 @@ def find_div2k() -> list[Path]:
     return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 
-def builtin_clip(frames: int = 24, height: int = 64, width: int = 96, fps: float = 12.0,
+def builtin_clip(frames: int = 25, height: int = 64, width: int = 96, fps: float = 12.0,
                  photo: np.ndarray | None = None) -> Video:
     """A short clip made from one real photo, so the video path runs without a video file: a camera pan from
     left to right across the photo while zooming in (the crop window shrinks from 70% to 45% of the photo's
