@@ -33,6 +33,7 @@ from inr_utils.cli import (
     OneLineArgumentParser,
     add_model_flags,
     add_training_flags,
+    batch_size_arg,
     config_from_flags,
     run_cli,
     run_training_command,
@@ -41,6 +42,7 @@ from inr_utils.config import FitConfig, resolve_config
 from inr_utils.errors import InputError
 from inr_utils.files import write_text
 from inr_utils.fitting import run_fit
+from inr_utils.samplers import batch_samplers
 from inr_utils.signals import (
     MODES,
     SIGNAL_KINDS,
@@ -55,6 +57,7 @@ from inr_utils.signals import (
     write_spec,
 )
 from model_components.local_global import COMBINES
+from model_components.precision import DTYPES
 
 #: Per signal kind: the default fraction of its samples trained on per step.
 SAMPLE_FRACTION = {"image": 0.25, "audio": 0.25, "video": 0.1}
@@ -70,7 +73,7 @@ def build_parser() -> OneLineArgumentParser:
                    "across that photo; audio: required)")
     g.add_argument("--downscale", type=float, help="divide image/frame sides by this factor (default: 4 for the "
                    "built-in DIV2K photo, else 1)")
-    g.add_argument("--max-size", dest="signal_max_size", type=int,
+    g.add_argument("--max-size", dest="signal_max_size", type=int, metavar="N",
                    help="then shrink so the longer image/frame side is at most this (default: no limit)")
     g.add_argument("--offset", type=float, default=0.0, help="audio: seconds skipped at the start (default: 0)")
     g.add_argument("--duration", type=float, help="audio: seconds fitted from --offset (default: to the end)")
@@ -88,22 +91,36 @@ def build_parser() -> OneLineArgumentParser:
                    help="total parameter budget the model is sized to (default: 200000, a 3x256 SIREN)")
     g.add_argument("--partition-size", type=int, nargs="+", metavar="N",
                    help="lg/lc: samples per partition along each sample axis (default: image 32 32; audio and "
-                   "video: the size giving 32 partitions of audio, 5x8x8 of video)")
+                   "video: see --partitions)")
     g.add_argument("--partitions", type=int, nargs="+", metavar="G",
-                   help="lg/lc: the partition grid itself, one count per sample axis (default: from "
-                   "--partition-size)")
+                   help="lg/lc: the partition grid itself, one count per sample axis (default: audio 32, video "
+                   "5 8 8, at most the signal's size; images: from --partition-size)")
     g.add_argument("--global-share", type=float, default=0.1,
                    help="lg: fraction of the parameters in the global branch (default: 0.1)")
     g.add_argument("--combine", choices=COMBINES, default="fc_and_add",
                    help="lg: how global features join the local ones (default: fc_and_add)")
-    add_model_flags(g, ["width", "depth", "omega0", "first_omega0", "dtype", "layer_option"])
+    g.add_argument("--width", type=int, help="hidden width (lg/lc: per partition) (default: sized by --mode and "
+                   "--params)")
+    g.add_argument("--depth", type=int, help="hidden layers after the first (default: 3)")
+    add_model_flags(g, ["omega0"])
+    g.add_argument("--first-omega0", type=float, help="omega0 of the first layer (default: audio: samples / 10 "
+                   "within [30, 3000]; else --omega0)")
+    g.add_argument("--dtype", choices=["auto", *sorted(DTYPES)],
+                   help="matrix-product compute dtype (default: float32, the SIREN presets')")
+    add_model_flags(g, ["layer_option"])
     g = p.add_argument_group("training")
     g.add_argument("--sample-fraction", type=float,
                    help="fraction of the signal's samples per step (default: image "
                    f"{SAMPLE_FRACTION['image']}, audio {SAMPLE_FRACTION['audio']}, video {SAMPLE_FRACTION['video']});"
                    " --batch-size overrides it")
-    add_training_flags(g, ["steps", "batch_size", "sampler", "lr", "lr_schedule", "final_lr_fraction",
-                           "warmup_steps", "seed", "steps_per_call", "checkpoint_every"])
+    g.add_argument("--steps", type=int, help=f"optimisation steps (default: {DEFAULT_STEPS})")
+    g.add_argument("--batch-size", type=batch_size_arg, help="samples per step, or 'full' for the whole signal "
+                   "(default: from --sample-fraction)")
+    g.add_argument("--sampler", choices=batch_samplers(), help="mlp: how a step's samples are drawn, random "
+                   "(uniform) or window (a contiguous stretch) (default: window for audio, else random; lg/lc: "
+                   "the same count from every partition)")
+    add_training_flags(g, ["lr", "lr_schedule", "final_lr_fraction", "warmup_steps", "seed", "steps_per_call",
+                           "checkpoint_every"])
     g.add_argument("--eval-every", type=int, default=200,
                    help="steps between full-signal PSNR evaluations (default: 200)")
     g = p.add_argument_group("run")
