@@ -28,10 +28,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from inr_utils.partitions import check_grid
+from inr_utils.callbacks import History
+from inr_utils.engine import make_chunk_program, shared_axes, train_many
+from inr_utils.evaluation import FullSignalEvaluator, make_evaluator
+from inr_utils.fitting import check_signal, loop_key
+from inr_utils.losses import LOSSES
+from inr_utils.optim import build_optimizer
+from inr_utils.partitions import block_indices, check_grid, layout_for
+from inr_utils.samplers import signal_to_data
+from inr_utils.training import TrainState, make_train_step, merge_variables, split_variables
+from model_components.inrs import build_model
+from model_components.inrs import model_config as make_config
 
 __all__ = ["PartitionPlan", "auto_partition", "count_model_params", "crop", "extend", "fit_extension",
-           "freeze_optimizer", "is_local", "partitions_along", "kept_partitions"]
+           "freeze_optimizer", "is_local", "kept_box", "kept_mask", "kept_partitions", "partitions_along"]
 
 #: Default total parameter budget: about a 3x256 SIREN (4 hidden layers of 256 on 2-D coordinates, RGB out).
 DEFAULT_BUDGET = 200_000
@@ -199,6 +209,26 @@ def partitions_along(grid: Sequence[int], axis: int, values: Iterable[int]) -> t
     return tuple(int(p) for p in np.sort(np.take(index, sorted(values), axis=axis).ravel()))
 
 
+def kept_mask(model_config: Any, shape: Sequence[int]) -> np.ndarray:
+    """``(*shape,)`` bool: the samples of a signal of sample axes ``shape`` that the model's partitions cover."""
+    grid = model_config.options.grid(model_config.in_dim)
+    check_grid(shape, grid)
+    owner = np.empty(math.prod(shape), np.int64)
+    owner[block_indices(shape, grid)] = np.arange(math.prod(grid))[:, None]
+    return np.isin(owner, np.asarray(kept_partitions(model_config))).reshape(tuple(shape))
+
+
+def kept_box(model_config: Any, shape: Sequence[int]) -> tuple[slice, ...]:
+    """Slices of the smallest box of a ``shape`` signal containing every sample the model's partitions cover
+    (``signal[kept_box(...)]`` is the cropped signal when the kept partitions form a box)."""
+    mask = kept_mask(model_config, shape)
+    boxes = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        boxes.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(boxes)
+
+
 def _take_slots(tree: Any, index: np.ndarray) -> Any:
     return {name: jax.tree.map(lambda a: jnp.asarray(a)[index], sub) if is_local(name) else sub
             for name, sub in tree.items()}
@@ -222,8 +252,6 @@ def crop(model_config: Any, variables: dict[str, Any], partitions: Iterable[int]
     Raises:
       ValueError: an index not held by the model, or nothing left.
     """
-    from model_components.inrs import model_config as make_config
-
     kept = kept_partitions(model_config)
     grid = model_config.options.grid(model_config.in_dim)
     remove = {int(p) for p in partitions}
@@ -259,9 +287,6 @@ def extend(model_config: Any, variables: dict[str, Any], partitions: Iterable[in
     Raises:
       ValueError: a partition already held or outside the grid.
     """
-    from model_components.inrs import build_model
-    from model_components.inrs import model_config as make_config
-
     kept = kept_partitions(model_config)
     grid = model_config.options.grid(model_config.in_dim)
     add = sorted({int(p) for p in partitions})
@@ -306,7 +331,8 @@ def fit_extension(signal: np.ndarray, config: Any, variables: dict[str, Any], tr
 
     Args:
       signal: ``(*shape, C)`` in [0, 1]; shape a multiple of the model's grid.
-      config: a ``FitConfig`` whose ``model`` is the extended model's config (steps, lr, batch size, ...).
+      config: a ``FitConfig`` whose ``model`` is the extended model's config (steps, lr, batch size, ...);
+        its ``in_dim`` and ``out_dim`` are set from the signal.
       variables: the extended model's variables.
       trainable: the mask of :func:`extend`.
       eval_every: steps between full-signal PSNR evaluations.
@@ -314,21 +340,10 @@ def fit_extension(signal: np.ndarray, config: Any, variables: dict[str, Any], tr
     Returns:
       ``(variables, history)`` after training.
     """
-    from inr_utils.callbacks import History
-    from inr_utils.engine import make_chunk_program, shared_axes, train_many
-    from inr_utils.evaluation import FullSignalEvaluator, make_evaluator
-    from inr_utils.fitting import check_signal, loop_key
-    from inr_utils.losses import LOSSES
-    from inr_utils.optim import build_optimizer
-    from inr_utils.partitions import layout_for
-    from inr_utils.samplers import signal_to_data
-    from inr_utils.training import TrainState, make_train_step, merge_variables, split_variables
-    from model_components.inrs import build_model
-
     signal = check_signal(signal)
-    config = config.validate()
+    model_cfg = dataclasses.replace(config.model, in_dim=signal.ndim - 1, out_dim=signal.shape[-1])
+    config = dataclasses.replace(config, model=model_cfg).validate()
     model = build_model(config.model)
-    check_grid(signal.shape[:-1], config.model.options.grid(config.model.in_dim))
     layout = layout_for(config.model, signal.shape[:-1])
     train_data, data = layout.arrange(signal_to_data(signal))
     apply_fn = layout.apply(model)

@@ -176,7 +176,7 @@ class LocalGlobalINR(nn.Module):
         return jnp.asarray(lookup)[flat]
 
     def _local(self, name: str, module: nn.Module, x: jax.Array, slot: jax.Array | None) -> jax.Array:
-        """The locally connected copy of ``module``: params ``(K, ...)``; grouped ``x (m, K, n) -> (m, K, w)``
+        """The locally connected copy of ``module``: params ``(K, ...)``; grouped ``x (K, m, n) -> (K, m, w)``
         (one batched product), or routed ``x (M, n)`` with ``slot (M,)`` (weights gathered per point)."""
         fan_in = x.shape[-1]
         params = self.param(name, _stacked_init(module, fan_in, self.num_slots))
@@ -189,7 +189,7 @@ class LocalGlobalINR(nn.Module):
             return module.apply({"params": p, **others}, h)
 
         if slot is None:
-            return jax.vmap(one, in_axes=(0, 1), out_axes=1)(params, x)
+            return jax.vmap(one)(params, x)
         return jax.vmap(one)(jax.tree.map(lambda a: a[slot], params), x)
 
     @nn.compact
@@ -202,7 +202,8 @@ class LocalGlobalINR(nn.Module):
             if coords.ndim < 2 or coords.shape[-2] != self.num_slots:
                 raise ValueError(f"partitioned coords must be (..., {self.num_slots}, {self.in_dim}), one point per "
                                  f"partition slot along axis -2; got {coords.shape}")
-            x, slot = coords.reshape(-1, self.num_slots, self.in_dim), None
+            # partition-major (K, m, d): every layer's batched product then has its batch dimension first
+            x, slot = jnp.swapaxes(coords.reshape(-1, self.num_slots, self.in_dim), 0, 1), None
         else:
             x = coords.reshape(-1, self.in_dim)
             slot = self._slot_of(x)
@@ -221,7 +222,7 @@ class LocalGlobalINR(nn.Module):
             for i in range(self.depth + 1):
                 h = make(self.width, i, False, f"global_{i}")(h)
             out = Linear(self.out_dim, kernel_init=head_kernel, bias_init=head_bias, name="head")(h)
-            return (out + self.output_offset).reshape(*coords.shape[:-1], self.out_dim)
+            return self._finish(out + self.output_offset, coords, grouped)
         g = h
         combine = None
         if self.mode == "lg" and self.combine == "concat_and_fc":
@@ -238,6 +239,12 @@ class LocalGlobalINR(nn.Module):
         if jnp.iscomplexobj(h):  # complex layers (WIRE): the head reads real and imaginary parts
             h = jnp.concatenate([h.real, h.imag], axis=-1)
         out = self._local("head", head, h, slot) + self.output_offset
+        return self._finish(out, coords, grouped)
+
+    def _finish(self, out: jax.Array, coords: jax.Array, grouped: bool) -> jax.Array:
+        """``(K, m, C)`` (grouped) or ``(M, C)`` values back to the coords' leading axes."""
+        if grouped:
+            out = jnp.swapaxes(out, 0, 1)
         return out.reshape(*coords.shape[:-1], self.out_dim)
 
 

@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from inr_utils.config import FitConfig
-from inr_utils.croppable import auto_partition, crop, extend, fit_extension, is_local, partitions_along
+from inr_utils.croppable import (
+    auto_partition,
+    crop,
+    extend,
+    fit_extension,
+    is_local,
+    kept_box,
+    kept_mask,
+    partitions_along,
+)
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit
 from inr_utils.grids import grid
@@ -166,6 +175,8 @@ def test_crop_removes_parameters_and_decodes_the_kept_region_identically():
     assert kept.sum() == 11 * 16
     np.testing.assert_allclose(part[kept], full[kept], rtol=0, atol=1e-6)
     assert partitions_along((4, 4), 0, (0,)) == (0, 1, 2, 3)
+    assert np.array_equal(kept_mask(cropped_config, (16, 16)), kept)
+    assert kept_box(cropped_config, (16, 16)) == (slice(0, 16), slice(0, 12))
     with pytest.raises(ValueError, match=r"partitions \[0\] are not in the model"):
         crop(cropped_config, cropped, partitions=(0,))
 
