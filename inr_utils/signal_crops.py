@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from inr_utils.training import TrainState, merge_variables
 from inr_utils.video import save_video
 from model_components.inrs import build_model, count_params
 
-__all__ = ["axis_values", "crop_run", "kept_mask", "kept_box"]
+__all__ = ["axis_values", "crop_run"]
 
 
 def axis_values(text: str) -> tuple[int, list[int]]:
@@ -48,27 +47,6 @@ def axis_values(text: str) -> tuple[int, list[int]]:
         return int(axis), [int(v) for v in values.split(",") if v.strip()]
     except ValueError:
         raise ValueError(f"expected AXIS:I,J,... (e.g. 1:0,7), got {text!r}") from None
-
-
-def kept_mask(shape: tuple[int, ...], grid: tuple[int, ...], kept: Iterable[int]) -> np.ndarray:
-    """Boolean ``shape`` array: True on the samples of the partitions ``kept`` (flat indices of ``grid``; the
-    signal's sample axes are multiples of the grid)."""
-    from inr_utils.partitions import block_indices
-
-    mask = np.zeros(math.prod(shape), bool)
-    mask[block_indices(shape, grid)[np.asarray(list(kept), int)].ravel()] = True
-    return mask.reshape(shape)
-
-
-def kept_box(mask: np.ndarray) -> tuple[tuple[slice, ...], bool]:
-    """The bounding box of ``mask``'s True samples as slices, and whether the box holds only kept samples (the
-    kept region is then exactly a box: a crop along axes or of a corner)."""
-    slices = []
-    for axis in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        slices.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    box = tuple(slices)
-    return box, bool(mask[box].all())
 
 
 def _load_run(run: Path) -> tuple[Path, FitConfig, dict[str, Any], int]:
@@ -112,7 +90,7 @@ def crop_run(run: str | Path, out: str | Path | None, partitions: Iterable[int] 
       InputError: a missing or damaged run, a model without partitions (mode ``mlp``), indices outside the grid
         or not held, nothing left, an unreadable signal or an unwritable ``out``.
     """
-    from inr_utils.croppable import crop, kept_partitions
+    from inr_utils.croppable import crop, kept_box, kept_mask, kept_partitions
     from inr_utils.partitions import render_partitioned
 
     run = Path(run)
@@ -138,7 +116,7 @@ def crop_run(run: str | Path, out: str | Path | None, partitions: Iterable[int] 
 
     grid = tuple(config.model.options.grid(config.model.in_dim))
     before_kept, after_kept = kept_partitions(config.model), kept_partitions(new_model)
-    mask = kept_mask(shape, grid, after_kept)
+    mask = kept_mask(new_model, shape)
     before = render_partitioned(build_model(config.model), variables, shape)
     after = render_partitioned(build_model(new_model), new_variables, shape)
     target = signal.values
@@ -154,7 +132,8 @@ def crop_run(run: str | Path, out: str | Path | None, partitions: Iterable[int] 
         "psnr_kept_uncropped": round(float(psnr(np.clip(before[mask], 0, 1), target[mask])), 3),
         "max_abs_difference": diff,
     }
-    box, is_box = kept_box(mask)
+    box = kept_box(new_model, shape)
+    is_box = bool(mask[box].all())  # the kept partitions form a box (a crop along axes, or of a corner)
     fill = 0.5 if spec.kind == "audio" else 0.0
     region = np.where(mask[..., None], np.clip(after, 0, 1), fill)[box]
     metrics.update(region_start=[s.start for s in box], region_shape=[s.stop - s.start for s in box],

@@ -24,7 +24,7 @@ from inr_utils.errors import InputError
 from inr_utils.images import save_image
 from inr_utils.metrics import psnr
 from inr_utils.samplers import SAMPLERS, signal_to_data
-from inr_utils.signal_crops import axis_values, kept_box, kept_mask
+from inr_utils.signal_crops import axis_values
 from inr_utils.signals import SignalSpec, load_signal, mlp_width_for, plan_model, read_spec, write_signal_outputs
 from inr_utils.video import builtin_clip, frame_psnr, load_video, save_video
 
@@ -208,12 +208,7 @@ def test_model_plans_meet_the_budget(tone_wav):
             plan_model("lg", video, 5000, **kwargs)
 
 
-def test_kept_region_of_a_crop():
-    grid, shape = (2, 3), (4, 6)
-    mask = kept_mask(shape, grid, [1, 2, 4, 5])  # drop column 0 of the grid
-    assert mask.sum() == 16 and not mask[:, :2].any() and mask[:, 2:].all()
-    assert kept_box(mask) == ((slice(0, 4), slice(2, 6)), True)
-    assert kept_box(kept_mask(shape, grid, [0, 5]))[1] is False  # a diagonal: not a box
+def test_crop_along_flag_values():
     assert axis_values("2:0,7") == (2, [0, 7])
     with pytest.raises(ValueError, match="AXIS:I,J"):
         axis_values("0-7")
