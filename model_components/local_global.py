@@ -71,6 +71,9 @@ from model_components.precision import DTYPES, resolve_dtype
 if TYPE_CHECKING:
     from model_components.inrs import ModelConfig
 
+#: Floats of gathered weights the routed path materialises at once per layer (it runs larger point sets in
+#: sequential chunks of this many floats).
+ROUTED_CHUNK_FLOATS = 1 << 22
 #: The modes: Local-Global, locally connected only (a SIREN per partition), plain MLP.
 MODES = ("lg", "lc", "mlp")
 #: How the global features join the local ones at every layer.
@@ -190,7 +193,21 @@ class LocalGlobalINR(nn.Module):
 
         if slot is None:
             return jax.vmap(one)(params, x)
-        return jax.vmap(one)(jax.tree.map(lambda a: a[slot], params), x)
+
+        def routed(index: jax.Array, h: jax.Array) -> jax.Array:
+            return jax.vmap(one)(jax.tree.map(lambda a: a[index], params), h)
+
+        # Gathered weights take (points x weights of one partition) floats: bound that by running the points in
+        # sequential chunks (lax.map composes with every transformation) when there are many of them.
+        rows = max(1, ROUTED_CHUNK_FLOATS // sum(a[0].size for a in jax.tree.leaves(params)))
+        count = x.shape[0]
+        if count <= rows:
+            return routed(slot, x)
+        pad = (-count) % rows
+        slots = jnp.pad(slot, (0, pad)).reshape(-1, rows)
+        h = jnp.pad(x, ((0, pad), (0, 0))).reshape(-1, rows, fan_in)
+        out = jax.lax.map(lambda args: routed(*args), (slots, h))
+        return out.reshape(-1, *out.shape[2:])[:count]
 
     @nn.compact
     def __call__(self, coords: jax.Array, grouped: bool = False) -> jax.Array:

@@ -27,6 +27,7 @@ from inr_utils.grids import grid
 from inr_utils.partitions import PartitionLayout, block_indices, layout_for, render_partitioned
 from inr_utils.samplers import SAMPLERS, signal_to_data
 from inr_utils.sweeps import fit_many
+from model_components import local_global
 from model_components.inrs import build_model, count_params, model_config
 from model_components.local_global import partition_index
 
@@ -100,6 +101,23 @@ def test_routed_apply_equals_partitioned_apply(preset):
         rendered = render_partitioned(model, variables, (8, 8), chunk_points=24)
         direct = jax.jit(model.apply)(variables, jnp.asarray(grid((8, 8))))
         np.testing.assert_allclose(rendered, np.asarray(direct), rtol=1e-5, atol=1e-6)
+
+
+def test_routed_apply_in_chunks_equals_one_pass(monkeypatch):
+    # many points: the routed path gathers weights chunk by chunk (lax.map), same values and gradients
+    model = build_model(model_config("lg_siren", partitions=(2, 4), width=8, global_width=8, depth=1, out_dim=2))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 2)))
+    coords = jax.random.uniform(jax.random.key(1), (5, 7, 2), minval=-1, maxval=1)
+
+    def value_and_grad(v, c):
+        return jax.value_and_grad(lambda v: jnp.sum(jnp.sin(model.apply(v, c))))(v)
+
+    whole = jax.jit(value_and_grad)(variables, coords)
+    monkeypatch.setattr(local_global, "ROUTED_CHUNK_FLOATS", 300)  # 300 // 24 weights = 12 points per chunk
+    assert "scan" in str(jax.make_jaxpr(lambda v, c: model.apply(v, c))(variables, coords))
+    chunked = jax.jit(lambda v, c: value_and_grad(v, c))(variables, coords)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode,threshold", [("lg", 30.0), ("lc", 26.0), ("mlp", 18.0)])
