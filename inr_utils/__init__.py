@@ -5,7 +5,7 @@ Modules:
   images       -- load any PNG/JPEG to float ``(H, W, C)`` in [0, 1]; test images by name; resizing; atomic PNG
                   saving.
   grids        -- the sample-centre coordinate convention for signals of any dimension: ``grid``, ``make_grid``.
-  samplers     -- ``PixelData``, ``signal_to_data`` and on-device samplers (random batch, full signal, jitter).
+  samplers     -- ``PixelData``, ``signal_to_data`` and on-device samplers (random batch or window, full signal).
   losses       -- ``mse_loss``, ``l1_loss`` (registry ``LOSSES``).
   metrics      -- MSE, PSNR, SSIM.
   training     -- one model: ``TrainState``, ``make_train_step``, ``make_train_chunk`` (``lax.scan``), ``train``.
@@ -31,6 +31,13 @@ Modules:
   partitions   -- partition-major training of partitioned INRs (Local-Global): ``PartitionLayout`` (interleaved
                   data, the balanced ``"partition"`` sampler, the grouped apply), ``render_partitioned``.
   croppable    -- ``auto_partition`` (grid and widths from a budget), ``crop``, ``extend``, ``fit_extension``.
+  audio        -- WAV/FLAC/OGG to float ``(N, C)`` in [-1, 1] (soundfile) and back; the [0, 1] signal; SNR, PSNR.
+  video        -- MP4/GIF/frame folders to float ``(T, H, W, C)`` (imageio + ffmpeg) and back; the built-in
+                  pan-and-zoom clip; per-frame PSNR.
+  signals      -- images, audio and video for ``experiments/fit_signal.py``: ``SignalSpec`` (``signal.json``),
+                  ``load_signal``, the model of a mode (``plan_model``), the outputs of each kind.
+  signal_plots -- waveform/spectrogram and video-frame figures.
+  signal_crops -- ``crop_run``: a Local-Global run cropped, its kept region decoded and scored (``crop.py``).
   sweeps       -- ``fit_many``: N fits of equal shapes (seeds, learning rates, layer hyperparameters, images)
                   trained by one vmapped program, sharded over devices; ``sweep_grid``.
 

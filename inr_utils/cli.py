@@ -31,7 +31,7 @@ MODEL_FLAGS = ("encoding", "layer", "num_frequencies", "fourier_features", "four
                "activation", "omega0", "first_omega0", "output_activation", "dtype")
 #: Flags that set FitConfig training fields (argparse dest names are the field names).
 TRAIN_FLAGS = ("image", "max_size", "steps", "batch_size", "lr", "lr_schedule", "final_lr_fraction",
-               "warmup_steps", "jitter", "seed", "steps_per_call", "checkpoint_every")
+               "warmup_steps", "jitter", "sampler", "seed", "steps_per_call", "checkpoint_every")
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -236,6 +236,8 @@ def add_model_flags(group: Any, names: Sequence[str] | None = None) -> None:
 def add_training_flags(group: Any, names: Sequence[str] | None = None) -> None:
     """Adds the training flags (all of :data:`TRAIN_FLAGS`, or only ``names``) to a parser or argument group;
     every flag defaults to None (unset: the preset's, the ``--config`` file's or FitConfig's value)."""
+    from inr_utils.samplers import batch_samplers
+
     d = FitConfig()
     flags: dict[str, dict[str, Any]] = {
         "image": dict(help="image to fit (PNG/JPEG, RGB, grayscale, RGBA, palette or 16-bit) (default: "
@@ -253,6 +255,8 @@ def add_training_flags(group: Any, names: Sequence[str] | None = None) -> None:
         "warmup_steps": dict(type=int, help=f"linear warm-up steps (default: {d.warmup_steps})"),
         "jitter": dict(action="store_true", default=None, help="jitter coordinates within pixels "
                                                                "(default: off)"),
+        "sampler": dict(choices=batch_samplers(), help="how a step's samples are drawn: random (uniform) or "
+                                                       f"window (a contiguous stretch) (default: {d.sampler})"),
         "seed": dict(type=int, help=f"random seed; same seed, same result (default: {d.seed})"),
         "steps_per_call": dict(type=int, help="steps per compiled lax.scan call (default: "
                                               f"{d.steps_per_call})"),

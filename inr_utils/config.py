@@ -41,6 +41,10 @@ class FitConfig:
       warmup_steps: linear warm-up from 0 to ``lr`` over this many steps.
       loss: loss name in :data:`inr_utils.losses.LOSSES`.
       jitter: move sampled coordinates uniformly within their pixel.
+      sampler: how the ``batch_size`` samples of a step are drawn, a name in
+        :data:`inr_utils.samplers.SAMPLERS` taking a batch size: ``random`` (uniform, with replacement) or
+        ``window`` (a contiguous window at a random start, e.g. a stretch of audio); unused when ``batch_size``
+        is ``None``.
       seed: seeds initialisation and sampling; the same seed gives the same result.
       steps_per_call: steps run per compiled call (``lax.scan``); progress, full-image PSNR and NaN checks
         happen between calls.
@@ -58,6 +62,7 @@ class FitConfig:
     warmup_steps: int = 0
     loss: str = "mse"
     jitter: bool = False
+    sampler: str = "random"
     seed: int = 0
     steps_per_call: int = 100
     checkpoint_every: int = 500
@@ -86,6 +91,11 @@ class FitConfig:
         if self.warmup_steps < 0 or self.checkpoint_every < 0:
             raise InputError("warmup_steps and checkpoint_every must be >= 0")
         from inr_utils.losses import LOSSES
+        from inr_utils.samplers import batch_samplers
+
+        if self.sampler not in batch_samplers():
+            raise InputError(f"unknown sampler {self.sampler!r}; choose one of: {', '.join(batch_samplers())} "
+                             "(the whole signal every step is --batch-size full)")
 
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES.names())}")

@@ -175,7 +175,7 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
     program_key = (model_key(config.model), training_key(config), tuple(axes), (), layout is not None)
     step_fn, sampler = cached(("step", *program_key), lambda: (
         make_train_step(apply_fn, LOSSES.get(config.loss), build_optimizer(config)),
-        make_sampler(config.batch_size, config.jitter) if layout is None else
+        make_sampler(config.batch_size, config.jitter, config.sampler) if layout is None else
         layout.sampler(config.batch_size, config.jitter)))
 
     def make_chunk(num_steps: int):

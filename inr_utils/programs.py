@@ -69,7 +69,7 @@ def model_key(model_config: Any) -> str:
 def training_key(config: Any) -> tuple:
     """What a train step depends on besides the model: loss, schedule shape, sampler (a ``FitConfig``)."""
     return (config.loss, config.steps, config.lr_schedule, config.final_lr_fraction, config.warmup_steps,
-            config.batch_size, config.jitter)
+            config.batch_size, config.jitter, config.sampler)
 
 
 def mesh_key(mesh: Mesh | None) -> tuple:

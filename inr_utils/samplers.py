@@ -107,6 +107,34 @@ def full_image_sampler(jitter: bool = False) -> Sampler:
     return sample
 
 
+def window_sampler(batch_size: int, jitter: bool = False) -> Sampler:
+    """A contiguous window of ``batch_size`` samples at a uniformly random start, every step: for audio ``(N, C)``
+    a random time window, samples ``s, s + 1, ..., s + batch_size - 1`` with ``s ~ U{0, ..., N - 1}``, a window
+    that runs past the end continuing at the start (indices mod N), so every sample is in a step's window with
+    the same probability ``batch_size / N`` (windows clipped to the signal would train its ends less). For a
+    d-dimensional signal the window runs in row-major (C) order of the flat data, i.e. along the last axis and on
+    into the next rows/frames. With ``jitter`` coordinates move within their cells (see
+    :func:`random_batch_sampler`).
+
+    Returns:
+      ``sample(data, key) -> (coords (batch_size, in_dim), values (batch_size, C))``, rows in signal order.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+    def sample(data: PixelData, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        n = data.coords.shape[0]
+        start_key, jitter_key = jax.random.split(key)
+        start = jax.random.randint(start_key, (), 0, n)
+        index = (start + jnp.arange(batch_size)) % n
+        coords, values = data.coords[index], data.values[index]
+        if jitter:
+            coords = coords + data.pixel_size * jax.random.uniform(jitter_key, coords.shape, minval=-0.5, maxval=0.5)
+        return coords, values
+
+    return sample
+
+
 def partition_batch_sampler(batch_size: int | None = None, partitions: int = 1, jitter: bool = False) -> Sampler:
     """Balanced sampling of partition-interleaved data (row ``r`` belongs to partition ``r mod partitions``, as
     :class:`inr_utils.partitions.PartitionLayout` arranges a signal): ``k = max(1, batch_size // partitions)``
@@ -138,18 +166,28 @@ def partition_batch_sampler(batch_size: int | None = None, partitions: int = 1, 
     return sample
 
 
-#: Sampler factories by name (the explicit list): ``"random"`` (``batch_size``, ``jitter``), ``"full"``
-#: (``jitter``) and ``"partition"`` (``batch_size``, ``partitions``, ``jitter``: balanced over the partitions
-#: of partition-interleaved data); each returns a :data:`Sampler`.
+#: Sampler factories by name (the explicit list): ``"random"`` (``batch_size``, ``jitter``), ``"window"``
+#: (``batch_size``, ``jitter``), ``"full"`` (``jitter``) and ``"partition"`` (``batch_size``, ``partitions``,
+#: ``jitter``: balanced over the partitions of partition-interleaved data); each returns a :data:`Sampler`.
 SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler", {
     "random": random_batch_sampler,
+    "window": window_sampler,
     "full": full_image_sampler,
     "partition": partition_batch_sampler,
 })
 
 
-def make_sampler(batch_size: int | None, jitter: bool = False) -> Sampler:
-    """``batch_size=None`` -> :func:`full_image_sampler`, else :func:`random_batch_sampler`."""
+def batch_samplers() -> list[str]:
+    """Names of the :data:`SAMPLERS` that draw ``batch_size`` samples of any signal (what ``FitConfig.sampler``
+    may name): ``random`` and ``window``. (``partition`` is what a partitioned model's layout picks itself, see
+    :mod:`inr_utils.partitions`; ``full`` is ``batch_size=None``.)"""
+    return ["random", "window"]
+
+
+def make_sampler(batch_size: int | None, jitter: bool = False, name: str = "random") -> Sampler:
+    """The sampler of a fit: ``batch_size=None`` -> :func:`full_image_sampler` (whatever ``name``), else the
+    factory ``name`` of :data:`SAMPLERS` (``"random"``: :func:`random_batch_sampler`, ``"window"``:
+    :func:`window_sampler`) with ``batch_size`` samples a step."""
     if batch_size is None:
         return SAMPLERS.get("full")(jitter=jitter)
-    return SAMPLERS.get("random")(batch_size, jitter=jitter)
+    return SAMPLERS.get(name)(batch_size, jitter=jitter)

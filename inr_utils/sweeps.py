@@ -89,7 +89,7 @@ from model_components.mlp import MLPINR
 
 #: FitConfig fields every model of a sweep shares (they shape the compiled program or the step count).
 SHARED_FIELDS = ("steps", "batch_size", "lr_schedule", "final_lr_fraction", "warmup_steps", "loss", "jitter",
-                 "steps_per_call")
+                 "sampler", "steps_per_call")
 
 
 __all__ = ["SHARED_FIELDS", "SweepResult", "check_sweep", "default_models_per_block", "fit_many", "sweep_grid",
@@ -344,7 +344,7 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     program_key = (model_key(config.model), training_key(config), tuple(axes), mesh_key(mesh), layout is not None)
     step_fn, sampler = cached(("step", *program_key), lambda: (
         make_train_step(apply_fn, LOSSES.get(config.loss), build_optimizer(config, flat=True)),
-        make_sampler(config.batch_size, config.jitter) if layout is None else
+        make_sampler(config.batch_size, config.jitter, config.sampler) if layout is None else
         layout.sampler(config.batch_size, config.jitter)))
 
     def make_chunk(num_steps: int) -> Callable:

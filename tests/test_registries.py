@@ -18,7 +18,7 @@ import pytest
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
 from inr_utils.presets import TRAINING_PRESETS
-from inr_utils.samplers import SAMPLERS, signal_to_data
+from inr_utils.samplers import SAMPLERS, batch_samplers, signal_to_data
 from model_components import catalog
 from model_components.catalog import ACTIVATIONS, ENCODINGS, LAYERS
 from model_components.inrs import MODELS, ModelConfig, build_model, model_config
@@ -128,10 +128,10 @@ def test_every_preset_builds_for_1d_and_3d_coords(name):
 @pytest.mark.parametrize("shape", [(16, 1), (2, 4, 4, 3)])
 def test_every_sampler_runs_on_1d_and_3d_signals(name, shape):
     data = signal_to_data(np.random.default_rng(0).uniform(size=shape).astype(np.float32))
-    kwargs = {"batch_size": 5} if name == "random" else {}
+    kwargs = {"batch_size": 5} if name in batch_samplers() else {}
     for jitter in (False, True):
         coords, values = jax.jit(SAMPLERS[name](**kwargs, jitter=jitter))(data, jax.random.key(1))
-        n = 5 if name == "random" else data.coords.shape[0]
+        n = 5 if kwargs else data.coords.shape[0]
         assert coords.shape == (n, len(shape) - 1) and values.shape == (n, shape[-1])
         assert bool(jnp.all(jnp.abs(coords) <= 1.0))
 
