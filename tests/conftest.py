@@ -8,6 +8,7 @@ minutes on two CPU cores. ``jax_numpy_rank_promotion="raise"`` is *not* enabled:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -103,8 +104,7 @@ def run_script(script: str, *args: Any, timeout: float = 240, env: dict | None =
     # PYTHONPATH: the scripts import this checkout's packages (the ones the in-process tests see).
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path, **(env or {})}
-    path = REPO_ROOT / script if script.startswith("benchmarks/") else REPO_ROOT / "experiments" / script
-    proc = subprocess.run([sys.executable, str(path), *map(str, args)],
+    proc = subprocess.run([sys.executable, str(script_path(script)), *map(str, args)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -147,6 +147,37 @@ def run_scripts(cases: Mapping[str, Sequence[Any]], timeout: float = 240, worker
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(run_script, *args, timeout=timeout) for name, args in cases.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def script_path(script: str) -> Path:
+    """``experiments/<script>``, or ``<script>`` itself for ``benchmarks/...`` and ``tests/...``."""
+    return REPO_ROOT / script if script.startswith(("benchmarks/", "tests/")) else REPO_ROOT / "experiments" / script
+
+
+def run_scripts_in_one_process(cases: Mapping[str, Sequence[Any]], timeout: float = 240,
+                               ) -> dict[str, tuple[int, str, str]]:
+    """Runs several quick script runs (``--help``, bad input refused before any work) one after another in ONE
+    subprocess (``tests/script_batch.py``): each still runs as ``__main__`` with its own argv, its own stdout and
+    stderr (file descriptors, so everything written is caught) and exit code, but Python's and JAX's start-up are
+    paid once instead of once per run. ``cases``: name -> ``(script, *args)`` as for :func:`run_script`.
+
+    Returns:
+      name -> (returncode, stdout, stderr).
+    """
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
+    with tempfile.TemporaryDirectory() as tmp:
+        batch = [{"path": str(script_path(str(script))), "args": [str(a) for a in args],
+                  "stdout": os.path.join(tmp, f"{i}.out"), "stderr": os.path.join(tmp, f"{i}.err")}
+                 for i, (script, *args) in enumerate(cases.values())]
+        cases_file = Path(tmp) / "cases.json"
+        cases_file.write_text(json.dumps(batch))
+        proc = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "script_batch.py"), str(cases_file)],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+        assert proc.returncode == 0, f"the script batch failed:\n{proc.stdout}\n{proc.stderr}"
+        codes = json.loads(Path(str(cases_file) + ".codes").read_text())
+        return {name: (code, Path(case["stdout"]).read_text(), Path(case["stderr"]).read_text())
+                for name, code, case in zip(cases, codes, batch, strict=True)}
 
 
 @pytest.fixture(scope="session")
