@@ -33,6 +33,7 @@ def _free_port() -> int:
 
 def _worker(args: list[str], xla_flags: str = "") -> subprocess.CompletedProcess:
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}"  # conftest's compile flags kept
     env = {**os.environ, "PYTHONPATH": python_path, "XLA_FLAGS": xla_flags, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=240,
                           env=env, cwd=REPO_ROOT)
