@@ -8,6 +8,7 @@ minutes on two CPU cores. ``jax_numpy_rank_promotion="raise"`` is *not* enabled:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -41,6 +42,36 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+# Cheaper XLA compilation for the suite and the scripts it runs (they inherit XLA_FLAGS; set here, before JAX's
+# backend starts): the tests' programs are tiny, so LLVM's full optimisation and XLA:CPU's newer fusion emitters
+# cost far more compile time than they save in run time (about a third of a cold-cache run's CPU time). Level 1
+# keeps fused multiply-adds: compiled initialisation still equals op-by-op bit for bit (the options of
+# inr_utils.programs.ONCE_COMPILER_OPTIONS). Flags a user already set win.
+_xla_flags = os.environ.get("XLA_FLAGS", "").split()
+os.environ["XLA_FLAGS"] = " ".join(_xla_flags + [flag for flag in ("--xla_backend_optimization_level=1",
+                                                                    "--xla_cpu_use_fusion_emitters=false")
+                                                 if not any(f.startswith(flag.split("=")[0]) for f in _xla_flags)])
+
+
+#: The test modules from the heaviest (CPU time on a cold compilation cache) to the lightest. Whole modules go to
+#: one worker (``--dist loadscope``, with xdist's own reordering by test count turned off in pyproject.toml), in
+#: this order, modules not listed here first: the heavy ones start early, the last to start are short, and
+#: neither worker idles long at the end. A new module that takes long belongs in this list at its place.
+MODULE_ORDER = (
+    "test_experiments.py", "test_la_inr.py", "test_layer_zoo.py", "test_hypernet_models.py", "test_cli.py",
+    "test_sweeps.py", "test_transformations.py", "test_hyper_evaluation.py", "test_models.py", "test_training.py",
+    "test_engine.py", "test_hyper_distributed.py", "test_hyper_training.py", "test_registries.py", "test_nd_fit.py",
+    "test_nd_signals.py", "test_hash_grid.py", "test_grids_metrics.py", "test_encodings_extra.py", "test_encodings.py",
+    "test_templates.py", "test_fast_math.py", "test_hyper_datasets.py", "test_images.py", "test_config.py",
+    "test_tables.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Orders the modules as :data:`MODULE_ORDER` says (a stable sort: each module's tests keep their order)."""
+    rank = {name: i for i, name in enumerate(MODULE_ORDER)}
+    items.sort(key=lambda item: rank.get(item.path.name, -1))
 
 
 def synthetic_image(height: int = 32, width: int = 32) -> np.ndarray:
@@ -103,8 +134,7 @@ def run_script(script: str, *args: Any, timeout: float = 240, env: dict | None =
     # PYTHONPATH: the scripts import this checkout's packages (the ones the in-process tests see).
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path, **(env or {})}
-    path = REPO_ROOT / script if script.startswith("benchmarks/") else REPO_ROOT / "experiments" / script
-    proc = subprocess.run([sys.executable, str(path), *map(str, args)],
+    proc = subprocess.run([sys.executable, str(script_path(script)), *map(str, args)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -147,6 +177,37 @@ def run_scripts(cases: Mapping[str, Sequence[Any]], timeout: float = 240, worker
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(run_script, *args, timeout=timeout) for name, args in cases.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def script_path(script: str) -> Path:
+    """``experiments/<script>``, or ``<script>`` itself for ``benchmarks/...`` and ``tests/...``."""
+    return REPO_ROOT / script if script.startswith(("benchmarks/", "tests/")) else REPO_ROOT / "experiments" / script
+
+
+def run_scripts_in_one_process(cases: Mapping[str, Sequence[Any]], timeout: float = 240,
+                               ) -> dict[str, tuple[int, str, str]]:
+    """Runs several quick script runs (``--help``, bad input refused before any work) one after another in ONE
+    subprocess (``tests/script_batch.py``): each still runs as ``__main__`` with its own argv, its own stdout and
+    stderr (file descriptors, so everything written is caught) and exit code, but Python's and JAX's start-up are
+    paid once instead of once per run. ``cases``: name -> ``(script, *args)`` as for :func:`run_script`.
+
+    Returns:
+      name -> (returncode, stdout, stderr).
+    """
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": python_path}
+    with tempfile.TemporaryDirectory() as tmp:
+        batch = [{"path": str(script_path(str(script))), "args": [str(a) for a in args],
+                  "stdout": os.path.join(tmp, f"{i}.out"), "stderr": os.path.join(tmp, f"{i}.err")}
+                 for i, (script, *args) in enumerate(cases.values())]
+        cases_file = Path(tmp) / "cases.json"
+        cases_file.write_text(json.dumps(batch))
+        proc = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "script_batch.py"), str(cases_file)],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+        assert proc.returncode == 0, f"the script batch failed:\n{proc.stdout}\n{proc.stderr}"
+        codes = json.loads(Path(str(cases_file) + ".codes").read_text())
+        return {name: (code, Path(case["stdout"]).read_text(), Path(case["stderr"]).read_text())
+                for name, code, case in zip(cases, codes, batch, strict=True)}
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,11 @@ run as a script for the sharded ones:
     python tests/hyper_distributed_worker.py --run-script ARGS...          # train_hypernetwork.py ARGS with
                                                                            # the stand-in registered as "tiny"
 
+With ``--script-args JSON`` (a list of train_hypernetwork.py flags, ``--coordinator`` etc. included) a process of
+a multi-process run first runs the script that way, which joins the run through the script's own
+``--coordinator`` flags, then trains the stand-in in the same run: one process per rank does both checks, so the
+test pays Python's and JAX's start-up and the coordinator's set-up once instead of twice.
+
 Process 0 writes OUT.npz: ``loss`` (per step) and the final parameters (``param/<path>``); with ``--checkpoint
 DIR`` every process also saves the final state there and restores it (the multi-host checkpoint path).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 
 import flax.linen as nn
@@ -146,10 +152,21 @@ def main() -> int:
     parser.add_argument("--process-id", type=int, default=0)
     parser.add_argument("--local-devices", type=int)
     parser.add_argument("--checkpoint")
+    parser.add_argument("--script-args", type=json.loads)
     args = parser.parse_args()
     from hypernetwork_utils.distributed import data_mesh, initialize_distributed
 
-    if args.coordinator:
+    if args.script_args is not None:  # the script joins the multi-process run with its own flags
+        argv = sys.argv
+        try:
+            run_script(args.script_args)
+        except SystemExit as exit_:
+            if exit_.code:
+                raise
+        finally:
+            sys.argv = argv
+        sys.stdout.flush()
+    elif args.coordinator:
         initialize_distributed(args.coordinator, args.num_processes, args.process_id, args.local_devices)
     mesh = data_mesh()
     state, losses = train(args.steps, mesh, checkpoint=args.checkpoint)

@@ -3,7 +3,8 @@ packages (``inr_utils.tables``, ``images``, ``reports``, ``studies``); then each
 with tiny settings (32x32 images, 20 steps, few models), checking the files, the table rows and columns and that
 the numbers are sane, every flag's help naming its default, and one-line errors for bad input.
 
-The subprocess runs start together in one fixture, two at a time (each pays JAX's start-up).
+The subprocess runs start together in one fixture, two at a time (each pays JAX's start-up); the quick ones
+(``--help``, bad input) run one after another in one more subprocess, which pays the start-up once.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_scripts
+from conftest import run_scripts, run_scripts_in_one_process
 
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
@@ -163,7 +165,11 @@ def runs(tmp_path_factory):
     commands = {name: (f"classic/{script}", *args, *([] if name.startswith("help_") else ["--out", outs[name]]))
                 for name, (script, args) in cases.items()}
     commands["full"] = ("classic/architecture.py", *TINY, "--out", outs["full"])
-    results = run_scripts(commands)
+    quick = {name for name in commands if name.startswith("help_") or name in BAD_INPUT or name == "full"}
+    with ThreadPoolExecutor(1) as pool:
+        batch = pool.submit(run_scripts_in_one_process, {name: commands[name] for name in quick})
+        results = run_scripts({name: command for name, command in commands.items() if name not in quick})
+        results.update(batch.result())
     return {name: (outs[name], result) for name, result in results.items()}
 
 

@@ -33,6 +33,7 @@ def _free_port() -> int:
 
 def _worker(args: list[str], xla_flags: str = "") -> subprocess.CompletedProcess:
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}"  # conftest's compile flags kept
     env = {**os.environ, "PYTHONPATH": python_path, "XLA_FLAGS": xla_flags, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(WORKER), *args], capture_output=True, text=True, timeout=240,
                           env=env, cwd=REPO_ROOT)
@@ -41,22 +42,21 @@ def _worker(args: list[str], xla_flags: str = "") -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The sharded runs, started together: 4 forced CPU devices in one process; two processes of 2 CPU devices
-    each (4 in all) joined by jax.distributed on a free localhost port, saving and restoring a checkpoint."""
+    each (4 in all) joined by jax.distributed on a free localhost port, which first run train_hypernetwork.py as
+    that two-process run (its own --coordinator flags), then train the stand-in, saving and restoring a
+    checkpoint."""
     tmp = tmp_path_factory.mktemp("dist")
     port = _free_port()
-    two = ["--coordinator", f"localhost:{port}", "--num-processes", "2", "--local-devices", "2",
-           "--checkpoint", str(tmp / "ck"), "--steps", str(STEPS)]
-    script_port = _free_port()
-    script = ["--run-script", "--model", "tiny", "--data", "lfw:40", "--image-size", "16", "--steps", "10",
-              "--batch-size", "8", "--val-count", "8", "--steps-per-call", "5", "--checkpoint-every", "5",
-              "--no-progress", "--out", str(tmp / "run"), "--coordinator", f"localhost:{script_port}",
-              "--num-processes", "2", "--local-devices", "2"]
+    two = ["--coordinator", f"localhost:{port}", "--num-processes", "2", "--local-devices", "2"]
+    script = ["--model", "tiny", "--data", "lfw:40", "--image-size", "16", "--steps", "10", "--batch-size", "8",
+              "--val-count", "8", "--steps-per-call", "5", "--checkpoint-every", "5", "--no-progress", "--out",
+              str(tmp / "run"), *two]
+    two += ["--checkpoint", str(tmp / "ck"), "--steps", str(STEPS)]
     jobs = {"four_devices": (["--steps", str(STEPS), str(tmp / "four.npz")],
                              "--xla_force_host_platform_device_count=4"),
-            "process_0": ([str(tmp / "two.npz"), *two, "--process-id", "0"], ""),
-            "process_1": ([str(tmp / "unused.npz"), *two, "--process-id", "1"], ""),
-            "script_0": ([*script, "--process-id", "0"], ""),
-            "script_1": ([*script, "--process-id", "1"], "")}
+            **{f"process_{i}": ([str(tmp / ("two.npz" if i == 0 else "unused.npz")), *two, "--process-id", str(i),
+                                 "--script-args", json.dumps([*script, "--process-id", str(i)])], "")
+               for i in range(2)}}
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = {name: pool.submit(_worker, *job) for name, job in jobs.items()}
         procs = {name: future.result() for name, future in futures.items()}
@@ -99,8 +99,8 @@ def test_two_process_script_run(runs):
     assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == [5, 10]
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["devices"], metrics["processes"], metrics["steps"]) == (4, 2, 10)
-    assert json.loads(runs["procs"]["script_0"].stdout.strip().splitlines()[-1]) == metrics
-    own = [line for line in runs["procs"]["script_1"].stdout.splitlines() if not line.startswith("[Gloo]")]
+    assert json.loads(runs["procs"]["process_0"].stdout.strip().splitlines()[-1]) == metrics
+    own = [line for line in runs["procs"]["process_1"].stdout.splitlines() if not line.startswith("[Gloo]")]
     assert own == []  # process 1 prints no results of its own (gloo's connection notes aside)
 
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import run_scripts_in_one_process
 
 from hypernetwork_utils import evaluation as ev
 from hypernetwork_utils.runs import load_run
@@ -376,12 +377,10 @@ def test_train_then_evaluate_end_to_end_and_bad_input(tmp_path):
              ((run, "--count", "0"), "--count"), ((run, "--step", "7"), "no checkpoint of step 7"),
              ((run, "--out", tmp_path / "a_file" / "x"), "cannot create"))
     (tmp_path / "a_file").write_text("x")
-    started = [subprocess.Popen([sys.executable, "experiments/evaluate_hypernetwork.py", *map(str, args)], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for args, _ in cases]  # together: faster
-    for process, (_, words) in zip(started, cases, strict=True):
-        stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 2, stderr
+    results = run_scripts_in_one_process({str(k): ("evaluate_hypernetwork.py", *args)
+                                          for k, (args, _) in enumerate(cases)})  # one process: faster
+    for (rc, stdout, stderr), (_, words) in zip(results.values(), cases, strict=True):
+        assert rc == 2, stderr
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], stderr
         assert "Traceback" not in stderr and stdout == ""

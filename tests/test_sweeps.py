@@ -217,7 +217,7 @@ def test_cli_writes_table_and_figure(tmp_path, tiny_png):
 
 SHARDED_SCRIPT = textwrap.dedent("""
     import os
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     import json, dataclasses
     import jax, numpy as np
     from jax.sharding import PartitionSpec as P
@@ -252,7 +252,8 @@ def test_model_axis_is_sharded_over_devices():
     """With 4 (fake CPU) devices, 6 models are padded to 8 and the stacked parameters live 2 models a device;
     the padding is dropped, and the results equal the 1-device run of the same sweep."""
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": python_path, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"  # conftest's kept
+    env = {**os.environ, "PYTHONPATH": python_path, "XLA_FLAGS": xla_flags}
     proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
