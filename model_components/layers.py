@@ -36,8 +36,9 @@ ACTIVATIONS: Registry[Callable[[jax.Array], jax.Array]] = Registry("activation",
 })
 
 
-#: Output widths m (RGB heads and the like) up to which the input gradient is computed as m elementwise
-#: multiply-adds instead of a matrix product: XLA:CPU runs products with such a thin side slowly.
+#: Widths up to which a factor of the product is handled with elementwise multiply-adds instead of a matrix
+#: product: an output width m this small (RGB heads) for the input gradient, an input width n this small
+#: (raw 2-D/3-D coordinates) for the kernel gradient. XLA:CPU runs products with such a thin side slowly.
 NARROW_OUTPUT = 4
 
 
@@ -55,8 +56,8 @@ def mixed_precision_matmul(x: jax.Array, kernel: jax.Array, dtype: Any) -> jax.A
       which XLA fuses with the neighbouring elementwise ops;
     * ``x dK``: from float32 operands (the kernel gradient contracts over the batch, where low precision
       would sum thousands of rounded terms); as ``(dK^T x^T)^T`` behind optimisation barriers when
-      ``4 m <= n`` (so the backward product is ``(g^T x)^T``, whose right operand is the wider one), else
-      as ``(x^T)^T dK`` with ``x^T`` behind a barrier (so the backward product is ``x^T g``, x^T materialised).
+      ``4 m <= n`` (so the backward product is ``(g^T x)^T``, whose right operand is the wider one), as n
+      multiply-adds when n <= :data:`NARROW_OUTPUT` (raw coordinates), a plain product otherwise.
 
     The tangent terms are linear in the tangents and built from differentiable primitives, so higher
     derivatives (a Hessian, a Laplacian) compose too.
@@ -89,21 +90,17 @@ def _input_tangent(dx: jax.Array, kernel: jax.Array, dtype: Any, acc: Any) -> ja
 
 
 def _kernel_tangent(x: jax.Array, dkernel: jax.Array, acc: Any) -> jax.Array:
-    """``x @ dkernel`` from ``acc`` operands, ``(..., n) -> (..., m)``; transposes to the kernel gradient.
-
-    The kernel gradient contracts over the batch; XLA:CPU runs it fastest as a product whose right operand is
-    the wider of x and g, the other one transposed and materialised first (the optimisation barriers keep XLA
-    from folding the transposes back into the product).
-    """
+    """``x @ dkernel`` from ``acc`` operands, ``(..., n) -> (..., m)``; transposes to the kernel gradient."""
     n, m = dkernel.shape
     x2 = x.reshape(-1, n).astype(acc)
     dk = dkernel.astype(acc)
-    if 4 * m <= n:  # narrow output: transposes to barrier(barrier(g^T) x)^T, a product with a wide right side
+    if n <= NARROW_OUTPUT:  # raw coordinates: transposes to n reductions of x_i * g over the batch
+        t = sum(x2[:, i:i + 1] * dk[i] for i in range(n))
+    elif 4 * m <= n:  # narrow output: transposes to barrier(barrier(g^T) x)^T, a product with a wide right side
         t_t = jax.lax.dot_general(jax.lax.optimization_barrier(dk.T), x2, (((1,), (1,)), ((), ())))  # (m, B)
         t = jax.lax.optimization_barrier(t_t).T
-    else:  # transposes to barrier(x^T) g: x^T materialised, then a product with g as the right operand
-        x_t = jax.lax.optimization_barrier(x2.T)  # (n, B)
-        t = jax.lax.dot_general(x_t, dk, (((0,), (0,)), ((), ())))
+    else:
+        t = jnp.dot(x2, dk)
     return t.reshape(*x.shape[:-1], m)
 
 
