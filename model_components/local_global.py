@@ -65,7 +65,7 @@ import numpy as np
 
 from model_components.catalog import ENCODINGS, LAYERS
 from model_components.layers import Linear
-from model_components.options import check_option_types, component_options
+from model_components.options import check_option_types, route_flat_overrides
 from model_components.precision import DTYPES, resolve_dtype
 
 if TYPE_CHECKING:
@@ -389,35 +389,10 @@ class LocalGlobalOptions:
         Raises:
           ValueError: a name that is none of these, listing the valid ones.
         """
-        field_names = {f.name for f in dataclasses.fields(cls)}
-        values = dict(options)
-        for component in ("layer", "encoding"):
-            if component in overrides and overrides[component] != values.get(component, getattr(cls, component)):
-                values[f"{component}_options"] = {}
-                if component == "layer":
-                    values["first_layer_options"] = {}
-        values.update({k: v for k, v in overrides.items() if k in field_names})
-        values = {k: dict(v) if isinstance(v, Mapping) else tuple(v) if isinstance(v, list) else v
-                  for k, v in values.items()}
-        layer_name, encoding_name = values.get("layer", cls.layer), values.get("encoding", cls.encoding)
-        layer_cls, encoding_cls = LAYERS.get(layer_name), ENCODINGS.get(encoding_name)
-        if "layer_options" not in values:
-            values["layer_options"] = dict(cls().layer_options) if layer_name == cls.layer else {}
-        for key, value in overrides.items():
-            if key in field_names:
-                continue
-            if key in OPTION_ALIASES:
-                where, option = OPTION_ALIASES[key]
-            elif key in component_options(layer_cls):
-                where, option = "layer_options", key
-            elif key in component_options(encoding_cls):
-                where, option = "encoding_options", key
-            else:
-                raise ValueError(
-                    f"unknown model setting {key!r}; valid: fields architecture, dtype, in_dim, out_dim and the "
-                    f"local_global options {', '.join(sorted(field_names))}; options of layer {layer_name!r}: "
-                    f"{', '.join(component_options(layer_cls)) or 'none'}")
-            values.setdefault(where, {})[option] = value
+        layer_name = overrides.get("layer", options.get("layer", cls.layer))
+        if "layer_options" not in options:  # a layer's own defaults only for the default layer
+            options = {**options, "layer_options": dict(cls().layer_options) if layer_name == cls.layer else {}}
+        values = route_flat_overrides(cls, options, overrides, OPTION_ALIASES, LAYERS, ENCODINGS, "local_global")
         return values
 
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from model_components.catalog import ACTIVATIONS, ENCODINGS, LAYERS
 from model_components.layers import Linear, get_activation
-from model_components.options import check_option_types, component_options
+from model_components.options import check_option_types, route_flat_overrides
 from model_components.precision import DTYPES, resolve_dtype
 
 if TYPE_CHECKING:
@@ -151,35 +151,10 @@ class MLPOptions:
         Raises:
           ValueError: a name that is none of these, listing the valid ones.
         """
-        field_names = {f.name for f in dataclasses.fields(cls)}
-        values = dict(options)
-        for component in ("layer", "encoding"):
-            if component in overrides and overrides[component] != values.get(component, getattr(cls, component)):
-                values[f"{component}_options"] = {}
-                if component == "layer":
-                    values["first_layer_options"] = {}
-        values.update({k: v for k, v in overrides.items() if k in field_names})
-        values = {k: dict(v) if isinstance(v, Mapping) else v for k, v in values.items()}
-        layer_name, encoding_name = values.get("layer", cls.layer), values.get("encoding", cls.encoding)
-        layer_cls, encoding_cls = LAYERS.get(layer_name), ENCODINGS.get(encoding_name)
-        for key, value in overrides.items():
-            if key in field_names:
-                continue
-            if key in OPTION_ALIASES:
-                where, option = OPTION_ALIASES[key]
-            elif key in component_options(layer_cls):
-                where, option = "layer_options", key
-            elif key in component_options(encoding_cls):
-                where, option = "encoding_options", key
-            else:
-                raise ValueError(
-                    f"unknown model setting {key!r}; valid: fields architecture, dtype, in_dim, out_dim and the "
-                    f"mlp options {', '.join(sorted(field_names))}; options of layer {layer_name!r}: "
-                    f"{', '.join(component_options(layer_cls)) or 'none'}; options of encoding {encoding_name!r}: "
-                    f"{', '.join(component_options(encoding_cls)) or 'none'}")
-            values.setdefault(where, {})[option] = value
-            if key == "omega0" and where == "layer_options" and "omega0" in values.get("first_layer_options", {}):
-                values["first_layer_options"]["omega0"] = value  # one omega0 for all layers unless first_omega0
+        values = route_flat_overrides(cls, options, overrides, OPTION_ALIASES, LAYERS, ENCODINGS, "mlp")
+        if "omega0" in overrides and "omega0" not in OPTION_ALIASES and "omega0" in values.get("layer_options", {}) \
+                and "omega0" in values.get("first_layer_options", {}):
+            values["first_layer_options"]["omega0"] = overrides["omega0"]  # one omega0 unless first_omega0
         if "first_omega0" in overrides:
             values["first_layer_options"]["omega0"] = overrides["first_omega0"]
         return values

@@ -118,3 +118,47 @@ def check_option_types(kind: str, name: str, cls: type, options: Mapping[str, An
     types_ = field_types(cls)
     for option, value in options.items():
         check_value(value, types_[option], f"option {option} of {kind} {name!r}")
+
+
+def route_flat_overrides(options_cls: type, options: dict[str, Any], overrides: Mapping[str, Any],
+                         aliases: Mapping[str, tuple[str, str]], layers: Any, encodings: Any,
+                         architecture: str) -> dict[str, Any]:
+    """``options`` (a dict of ``options_cls``'s fields, which include ``layer``/``encoding`` and their
+    ``*_options``) updated by flat ``overrides``: fields by name (switching ``layer`` or ``encoding`` resets that
+    component's options, and the layer's ``first_layer_options``), options of the chosen layer or encoding by
+    their own name (``omega0=20``), or an alias ``name -> (field, option)`` of ``aliases``. Mappings are copied
+    and lists become tuples.
+
+    Raises:
+      ValueError: a name that is none of these, listing the valid ones.
+    """
+    field_names = {f.name for f in dataclasses.fields(options_cls)}
+    values = dict(options)
+    for component in ("layer", "encoding"):
+        if component in overrides and overrides[component] != values.get(component, getattr(options_cls, component)):
+            values[f"{component}_options"] = {}
+            if component == "layer":
+                values["first_layer_options"] = {}
+    values.update({k: v for k, v in overrides.items() if k in field_names})
+    values = {k: dict(v) if isinstance(v, Mapping) else tuple(v) if isinstance(v, list) else v
+              for k, v in values.items()}
+    layer_name = values.get("layer", options_cls.layer)
+    encoding_name = values.get("encoding", options_cls.encoding)
+    layer_cls, encoding_cls = layers.get(layer_name), encodings.get(encoding_name)
+    for key, value in overrides.items():
+        if key in field_names:
+            continue
+        if key in aliases:
+            where, option = aliases[key]
+        elif key in component_options(layer_cls):
+            where, option = "layer_options", key
+        elif key in component_options(encoding_cls):
+            where, option = "encoding_options", key
+        else:
+            raise ValueError(
+                f"unknown model setting {key!r}; valid: fields architecture, dtype, in_dim, out_dim and the "
+                f"{architecture} options {', '.join(sorted(field_names))}; options of layer {layer_name!r}: "
+                f"{', '.join(component_options(layer_cls)) or 'none'}; options of encoding {encoding_name!r}: "
+                f"{', '.join(component_options(encoding_cls)) or 'none'}")
+        values.setdefault(where, {})[option] = value
+    return values
