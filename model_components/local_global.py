@@ -65,7 +65,7 @@ import numpy as np
 
 from model_components.catalog import ENCODINGS, LAYERS
 from model_components.layers import Linear
-from model_components.options import check_option_types, route_flat_overrides
+from model_components.options import check_component_options, route_flat_overrides
 from model_components.precision import DTYPES, resolve_dtype
 
 if TYPE_CHECKING:
@@ -347,14 +347,7 @@ class LocalGlobalOptions:
         if self.kept and (list(self.kept) != sorted(set(self.kept)) or self.kept[0] < 0 or self.kept[-1] >= total):
             raise ValueError(f"kept must list distinct partition indices in [0, {total}) in ascending order, got "
                              f"{tuple(self.kept)}")
-        check_option_types("encoding", self.encoding, encoding_cls, self.encoding_options)
-        check_option_types("layer", self.layer, layer_cls, self.layer_options)
-        check_option_types("layer", self.layer, layer_cls, self.first_layer_options)
-        for cls, options in ((encoding_cls, self.encoding_options), (layer_cls, self.layer_options),
-                             (layer_cls, {**self.layer_options, **self.first_layer_options})):
-            check = getattr(cls, "check_options", None)
-            if check is not None:
-                check(dict(options))
+        check_component_options(self, layer_cls, encoding_cls)
 
     def check_dims(self, in_dim: int) -> None:
         """Raises ``ValueError`` unless ``partitions`` and ``overlaps`` have one entry per sample axis (checked

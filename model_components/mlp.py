@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from model_components.catalog import ACTIVATIONS, ENCODINGS, LAYERS
 from model_components.layers import Linear, get_activation
-from model_components.options import check_option_types, route_flat_overrides
+from model_components.options import check_component_options, route_flat_overrides
 from model_components.precision import DTYPES, resolve_dtype
 
 if TYPE_CHECKING:
@@ -124,14 +124,7 @@ class MLPOptions:
             raise ValueError(f"width must be positive, got {self.width}")
         if self.depth < 0:
             raise ValueError(f"depth must be >= 0, got {self.depth}")
-        check_option_types("encoding", self.encoding, encoding_cls, self.encoding_options)
-        check_option_types("layer", self.layer, layer_cls, self.layer_options)
-        check_option_types("layer", self.layer, layer_cls, self.first_layer_options)
-        for cls, options in ((encoding_cls, self.encoding_options), (layer_cls, self.layer_options),
-                             (layer_cls, {**self.layer_options, **self.first_layer_options})):
-            check = getattr(cls, "check_options", None)
-            if check is not None:
-                check(dict(options))
+        check_component_options(self, layer_cls, encoding_cls)
 
     def build(self, config: ModelConfig) -> MLPINR:
         """The Flax module of ``config`` (whose options are these)."""

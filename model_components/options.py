@@ -162,3 +162,21 @@ def route_flat_overrides(options_cls: type, options: dict[str, Any], overrides: 
                 f"{', '.join(component_options(encoding_cls)) or 'none'}")
         values.setdefault(where, {})[option] = value
     return values
+
+
+def check_component_options(options: Any, layer_cls: type, encoding_cls: type) -> None:
+    """Checks the layer and encoding options of an architecture's options (fields ``layer``, ``layer_options``,
+    ``first_layer_options``, ``encoding``, ``encoding_options``): every value's type, then each component's own
+    ``check_options`` (the first layer with its overrides applied).
+
+    Raises:
+      ValueError: naming the component, the option and what was expected.
+    """
+    check_option_types("encoding", options.encoding, encoding_cls, options.encoding_options)
+    check_option_types("layer", options.layer, layer_cls, options.layer_options)
+    check_option_types("layer", options.layer, layer_cls, options.first_layer_options)
+    for cls, values in ((encoding_cls, options.encoding_options), (layer_cls, options.layer_options),
+                        (layer_cls, {**options.layer_options, **options.first_layer_options})):
+        check = getattr(cls, "check_options", None)
+        if check is not None:
+            check(dict(values))
