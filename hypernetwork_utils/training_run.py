@@ -10,7 +10,7 @@ parallel over every device of every process), and writes the run folder:
 | ``history.csv`` | per step: loss, batch PSNR; held-out PSNR (``full_psnr``) where evaluated; seconds |
 | ``metrics.json`` | final numbers: held-out PSNR, steps, epochs, images/s, parameter count, devices |
 | ``reconstructions.png`` | held-out images (top row) above their reconstructions by the hypernetwork's INRs |
-| ``tensorboard/`` | the scalars of ``history.csv``, when ``tensorboardX`` is installed |
+| ``tensorboard/`` | the scalars of ``history.csv`` (TensorBoard event files) |
 
 With several processes, every process calls :func:`run_training` with the same arguments; all of them write the
 checkpoints together (Orbax's multi-host save: the folder must be on a file system every host sees), process 0
@@ -41,7 +41,7 @@ from hypernetwork_utils.training import (
     make_hyper_train_step,
     train_hypernetwork,
 )
-from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar
+from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar, TensorBoardLog
 from inr_utils.checkpoints import latest_step, restore_checkpoint, save_checkpoint
 from inr_utils.engine import ChunkInfo
 from inr_utils.errors import InputError, user_input
@@ -53,7 +53,7 @@ from inr_utils.training import DivergenceError, TrainingInterrupted, merge_varia
 from model_components.hypernetworks import HyperConfig, build_hypernetwork, hyper_config
 from model_components.inrs import count_params
 
-__all__ = ["run_training", "HeldOutPSNR", "ImagesProgressBar", "TensorBoardScalars", "FIGURE_IMAGES",
+__all__ = ["run_training", "HeldOutPSNR", "ImagesProgressBar", "FIGURE_IMAGES",
            "run_config", "resume_settings"]
 
 #: Held-out images shown in ``reconstructions.png``.
@@ -100,35 +100,6 @@ class ImagesProgressBar(ProgressBar):
         super().__call__(info)
         if "images_per_s" in info.extra:
             self.bar.set_postfix_str(f"{self.bar.postfix}, img/s={info.extra['images_per_s']:.0f}")
-
-
-class TensorBoardScalars:
-    """Callback writing the loss, batch PSNR and held-out PSNR to TensorBoard event files (``tensorboardX``);
-    :meth:`create` returns ``None`` when tensorboardX is not installed (it is optional)."""
-
-    def __init__(self, writer: Any):
-        self.writer = writer
-
-    @classmethod
-    def create(cls, folder: Path) -> TensorBoardScalars | None:
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            return None
-        return cls(SummaryWriter(str(folder)))
-
-    def __call__(self, info: ChunkInfo) -> None:
-        loss, batch_psnr = np.ravel(info.metrics["loss"]), np.ravel(info.metrics["psnr"])
-        first = info.step - len(loss) + 1
-        for i, (value, p) in enumerate(zip(loss, batch_psnr, strict=True)):
-            self.writer.add_scalar("train/loss", float(value), first + i)
-            self.writer.add_scalar("train/psnr", float(p), first + i)
-        if "full_psnr" in info.extra:
-            self.writer.add_scalar("val/psnr", float(info.extra["full_psnr"]), info.step)
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 def run_config(hyper: HyperConfig, settings: HyperTrainingSettings, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,10 +244,9 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
     bar, board = None, None
     if is_main_process():
         bar = ImagesProgressBar(total, first, settings.batch_size, disable=not progress)
-        board = TensorBoardScalars.create(out / "tensorboard")
+        board = TensorBoardLog.create(out / "tensorboard")
         held_out = HeldOutPSNR(reconstruct_held_out, val_images, settings.eval_every)
-        callbacks = [held_out, history, bar,
-                     *([board] if board else [])]
+        callbacks = [held_out, history, bar, board]
     callbacks += [checkpoint, SynchronizedStop()]  # the same stopping step in every process
     key = jax.random.fold_in(root, 1)
     step_fn = make_hyper_train_step(module.apply, optimizer, (h, w), settings.jitter)

@@ -3,14 +3,15 @@
 Each is a callable ``callback(info: ChunkInfo) -> None`` working on any number of models (``info.metrics``
 ``(chunk_steps, N)``; a single-model view's ``(chunk_steps,)`` works too). An evaluator adds values to
 ``info.extra`` for the callbacks after it, so put it first: :class:`FullSignalEvaluator` (in
-:mod:`inr_utils.evaluation`), :class:`History`, :class:`ProgressBar`, :class:`PeriodicCheckpoint`.
+:mod:`inr_utils.evaluation`), :class:`History`, :class:`ProgressBar`, :class:`PeriodicCheckpoint`,
+:class:`TensorBoardLog`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from inr_utils.checkpoints import save_checkpoint
 from inr_utils.engine import ChunkInfo
 
-__all__ = ["History", "HISTORY_FIELDS", "ProgressBar", "PeriodicCheckpoint"]
+__all__ = ["History", "HISTORY_FIELDS", "ProgressBar", "PeriodicCheckpoint", "TensorBoardLog"]
 
 HISTORY_FIELDS = ("step", "loss", "batch_psnr", "full_psnr", "elapsed_s")
 
@@ -205,3 +206,39 @@ class PeriodicCheckpoint:
         previous = info.step - len(info.metrics["loss"])
         if info.step // self.every > previous // self.every:
             self.last_saved = save_checkpoint(self.directory, info.state, self.config)
+
+
+class TensorBoardLog:
+    """Writes a training to TensorBoard event files (``tensorboardX``; view with ``tensorboard --logdir RUN``).
+
+    Per step: ``train/loss`` and ``train/psnr`` (the batch's). At every evaluation (a chunk after which an
+    evaluator put ``full_psnr`` into ``info.extra``): ``val/psnr`` and, given ``image_of``, the image
+    ``image_of(info.state)`` (float ``(H, W, C)`` in [0, 1], C = 1 or 3) as ``reconstruction``.
+    A single-model callback: give it one model's view (:func:`inr_utils.engine.single_model`).
+    """
+
+    def __init__(self, writer: Any, image_of: Callable[[Any], np.ndarray] | None = None):
+        self.writer, self.image_of = writer, image_of
+
+    @classmethod
+    def create(cls, folder: str | Path, image_of: Callable[[Any], np.ndarray] | None = None) -> TensorBoardLog:
+        """A log writing into ``folder`` (created; a resumed run adds a new event file beside the old ones)."""
+        from tensorboardX import SummaryWriter  # imported here: only trainings that log need it
+
+        return cls(SummaryWriter(str(folder)), image_of)
+
+    def __call__(self, info: ChunkInfo) -> None:
+        loss, batch_psnr = np.ravel(info.metrics["loss"]), np.ravel(info.metrics["psnr"])
+        first = info.step - len(loss) + 1
+        for i, (value, p) in enumerate(zip(loss, batch_psnr, strict=True)):
+            self.writer.add_scalar("train/loss", float(value), first + i)
+            self.writer.add_scalar("train/psnr", float(p), first + i)
+        if "full_psnr" in info.extra:
+            self.writer.add_scalar("val/psnr", float(np.ravel(info.extra["full_psnr"])[0]), info.step)
+            if self.image_of is not None:
+                image = np.clip(np.asarray(self.image_of(info.state), np.float32), 0.0, 1.0)
+                self.writer.add_image("reconstruction", image, info.step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import optax
 
-from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar
+from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar, TensorBoardLog
 from inr_utils.checkpoints import latest_step, restore_checkpoint, save_checkpoint
 from inr_utils.config import FitConfig
 from inr_utils.engine import (
@@ -230,8 +230,10 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
     """Fits ``config`` and writes everything into the run folder; returns the metrics dict.
 
     Files: ``config.json``, ``reconstruction.png``, ``render_2x.png``, ``render_4x.png``, ``summary.png``,
-    ``metrics.json``, ``history.csv`` and ``checkpoints/`` (Orbax). With ``resume``, ``out`` must be a run
-    folder: its config and newest checkpoint are loaded (``config.steps`` may extend the run).
+    ``metrics.json``, ``history.csv``, ``checkpoints/`` (Orbax) and ``tensorboard/`` (loss and PSNR per step, the
+    full-signal PSNR and, for an image, its reconstruction at every evaluation: :class:`TensorBoardLog`).
+    With ``resume``, ``out`` must be a run folder: its config and newest checkpoint are loaded (``config.steps``
+    may extend the run).
     ``signal``: the signal to fit instead of the config's image (any dimension, see :func:`fit`; a resumed run
     needs the same one again); a signal that is not an image gets no PNGs, SSIM or figure, and its
     reconstruction is saved as ``reconstruction.npy`` (``(*shape, C)`` float32) instead.
@@ -263,11 +265,12 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
         log(resume_note(out, config, state))
     write_text(out / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     checkpoint = PeriodicCheckpoint(ckpt_dir, config.to_dict(), config.checkpoint_every)
+    board = TensorBoardLog.create(out / "tensorboard", _image_renderer(config, image))
     history = history if history is not None else History()
     try:
         with warnings.catch_warnings(record=True) as caught:  # the run's notes go to the log, each once
             warnings.simplefilter("default", UserWarning)
-            result = fit(image, config, state, history, [checkpoint], progress, eval_every)
+            result = fit(image, config, state, history, [checkpoint, board], progress, eval_every)
         notes = []
         for w in caught:
             if issubclass(w.category, UserWarning):
@@ -280,12 +283,23 @@ def run_fit(config: FitConfig, out: str | Path | None = None, resume: bool = Fal
             save_checkpoint(ckpt_dir, err.state, config.to_dict())
         write_text(out / "history.csv", history.to_csv())
         raise
+    finally:
+        board.close()
     if checkpoint.last_saved != int(result.state.step):
         save_checkpoint(ckpt_dir, result.state, config.to_dict())
     metrics = write_results(out, config, image, result, notes)
     for message in metrics["warnings"][len(notes):]:
         log(f"warning: {message}")
     return metrics
+
+
+def _image_renderer(config: FitConfig, signal: np.ndarray) -> Callable[[TrainState], np.ndarray] | None:
+    """``state -> (H, W, C)`` render at the training size for TensorBoard, for an image signal (else None)."""
+    if signal.ndim != 3 or signal.shape[-1] not in (1, 3):
+        return None
+    model = build_model(config.model)
+    h, w = signal.shape[:2]
+    return lambda state: render(model.apply, merge_variables(state.params, state.constants), h, w)
 
 
 def _print_note(line: str) -> None:

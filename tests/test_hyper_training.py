@@ -31,8 +31,7 @@ from hypernetwork_utils.training import (
     make_hyper_train_step,
     train_hypernetwork,
 )
-from hypernetwork_utils.training_run import TensorBoardScalars
-from inr_utils.callbacks import History
+from inr_utils.callbacks import History, TensorBoardLog
 from inr_utils.checkpoints import load_config, restore_checkpoint, save_checkpoint
 from inr_utils.engine import ChunkInfo
 from inr_utils.training import DivergenceError, merge_variables
@@ -141,7 +140,7 @@ def test_tensorboard_scalars_per_step_and_held_out():
     writer = Writer()
     info = ChunkInfo(None, 12, 20, {"loss": np.array([[0.5], [0.25]]), "psnr": np.array([[3.0], [6.0]])}, 1.0,
                      {"full_psnr": 7.5}, stacked=False)
-    TensorBoardScalars(writer)(info)
+    TensorBoardLog(writer)(info)
     assert writer.scalars == [("train/loss", 0.5, 11), ("train/psnr", 3.0, 11), ("train/loss", 0.25, 12),
                               ("train/psnr", 6.0, 12), ("val/psnr", 7.5, 12)]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -413,10 +415,34 @@ def test_run_fit_grayscale_end_to_end(tmp_path, tiny_config):
     with Image.open(tmp_path / "run" / "render_2x.png") as img:
         assert img.size == (24, 32)
     assert FitConfig.load(tmp_path / "run" / "config.json").model.out_dim == 1
+    # TensorBoard: per-step scalars, the evaluation's PSNR (= history.csv's) and the reconstruction image
+    events = read_tensorboard_events(tmp_path / "run" / "tensorboard")
+    scalars = {(v.tag, e.step): v.simple_value for e in events for v in e.summary.value if v.tag != "reconstruction"}
+    assert sorted(step for tag, step in scalars if tag == "train/loss") == list(range(1, 11))
+    full_psnr = History.from_csv(tmp_path / "run" / "history.csv").column("full_psnr")[-1]
+    assert scalars[("val/psnr", 10)] == pytest.approx(full_psnr, abs=1e-3)
+    images = [(e.step, v.image) for e in events for v in e.summary.value if v.tag == "reconstruction"]
+    assert [(step, image.height, image.width) for step, image in images] == [(10, 16, 12)]
     rc, stdout, stderr = run_script("render.py", tmp_path / "run", "--height", "5", "--width", "7")
     assert rc == 0, stderr
     with Image.open(tmp_path / "run" / "render_5x7.png") as img:
         assert img.mode == "L" and img.size == (7, 5)
+
+
+def read_tensorboard_events(folder: Path) -> list:
+    """Every event of the TensorBoard files in ``folder`` (records: u64 length, u32 crc, event proto, u32 crc)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    events = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = Event()
+            event.ParseFromString(data[at + 12:at + 12 + length])
+            events.append(event)
+            at += 12 + length + 4
+    return events
 
 
 def test_periodic_checkpoint(image, tiny_config, tmp_path):
