@@ -112,7 +112,7 @@ class CompressionSettings:
 
     steps: int = 2000
     lr: float = 1e-3
-    batch_size: int | None = None
+    batch_size: int | None = 16384
     qat_steps: int = 300
     qat_lr: float = 1e-4
     qat_max_bits: int = 10

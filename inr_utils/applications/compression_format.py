@@ -127,7 +127,8 @@ class CompressedImage:
             raise InputError(f"{bad}: format version {version}, this decoder reads version {VERSION}; "
                              "use the matching flax-inr version")
         if coder_id not in CODERS or not MIN_BITS <= bits <= MAX_BITS or min(height, width, channels, hidden) < 1:
-            raise InputError(f"{bad}: its header is inconsistent (coder {coder_id}, {bits} bits); encode the image again")
+            raise InputError(f"{bad}: its header is inconsistent (coder {coder_id}, {bits} bits); "
+                             "encode the image again")
         coder = CODERS[coder_id]
         if shapes is None:
             from inr_utils.applications.compression import SirenArchitecture
