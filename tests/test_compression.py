@@ -86,14 +86,26 @@ def test_bitstream_round_trips_bytes_and_pixels(params, coder):
         assert encode_params(params, ARCH, SHAPE, bits, coder) == data  # deterministic encoder
 
 
+@pytest.mark.parametrize("coder", ["raw", "zlib", "ans-gauss"])
+def test_first_layer_at_its_own_bit_depth_round_trips(params, coder):
+    data = encode_params(params, ARCH, SHAPE, 6, coder, first_layer_bits=16)
+    record = CompressedImage.from_bytes(data)
+    shapes = ARCH.tensor_shapes(3)
+    assert record.bits == 6 and record.depths == tuple(16 if s in [(2, 8), (8,)] and i in (2, 3) else 6
+                                                     for i, s in enumerate(shapes))
+    assert record.to_bytes() == data
+    assert max(c.max() for c in record.codes) > 63  # 16-bit codes in the first layer
+    np.testing.assert_array_equal(decode(data), decode(record))
+
+
 def test_best_coder_is_the_smallest_and_bpp_counts_the_header(params):
     sizes = {c: len(encode_params(params, ARCH, SHAPE, 8, c)) for c in CODERS.values()}
     best = encode_params(params, ARCH, SHAPE, 8, "best")
     assert len(best) == min(sizes.values())
     assert bits_per_pixel(len(best), 32, 32) == 8 * len(best) / 1024
-    # the payload alone is below the file: header (19 bytes), per-tensor entries and CRC count too
+    # the payload alone is below the file: header (19 bytes), per-tensor bit depth and grid, CRC count too
     weights = ARCH.num_params(3)
-    assert sizes["raw"] == 19 + 4 * len(ARCH.tensor_shapes(3)) + weights + 4
+    assert sizes["raw"] == 19 + 5 * len(ARCH.tensor_shapes(3)) + weights + 4
     assert ARCH.num_params(3) == 3 * 8 + 1 * (8 * 8 + 8) + 9 * 3
 
 
@@ -101,7 +113,7 @@ def test_finetune_with_quantisation_in_the_loop_does_not_raise_the_quantised_los
     image, params, settings = fitted
     tuned, before, after = finetune_quantized(image, ARCH, params, 4, settings, progress=False)
     assert after <= before
-    decoded = decode(encode_params(tuned, ARCH, image.shape, 4))
+    decoded = decode(encode_params(tuned, ARCH, image.shape, 4, first_layer_bits=settings.first_layer_bits))
     assert 10 * np.log10(1 / after) == pytest.approx(psnr_uint8(decoded, image), abs=0.3)  # 8-bit output rounding
 
 

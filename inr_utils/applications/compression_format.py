@@ -11,22 +11,23 @@ Layout (little-endian; ``f16`` is IEEE half precision)::
     hidden    u16      SIREN width
     depth     u8       SIREN hidden layers after the first (``MLPOptions.depth``)
     omega0    f16 x 2  first layer's and hidden layers' omega0
-    bits      u8       bit depth b of every code (1 ... 16)
+    bits      u8       nominal bit depth b (that of most weights)
     coder     u8       how the codes are stored (:data:`CODERS`)
+    depths    T x u8   bit depth b_t of each tensor (1 ... 16; the first layer's may be higher than b)
     tensors   T x (offset f16, scale f16[, mean f16, std f16 for the ANS coders])
     payload   the coded integers of the T tensors, in parameter-tree order, each tensor flattened row-major
     crc32     u32      of every byte before it
 
-Tensor ``t`` dequantises as ``w = offset_t + scale_t * q`` with ``q in {0, ..., 2^b - 1}``. T, the tensors' shapes
+Tensor ``t`` dequantises as ``w = offset_t + scale_t * q`` with ``q in {0, ..., 2^b_t - 1}``. T, the tensors' shapes
 and their order follow from the architecture (``model_components`` SIREN preset with the header's width, depth,
 omega0 and C), so no shapes are stored. The bits per pixel of a file are ``8 * len(file) / (H * W)``: the header
 counts.
 
 Coders (the encoder writes the one that gives the fewest bytes): ``raw`` (codes bit-packed, b bits each), ``zlib``
-(raw deflate, level 9) and ``lzma`` (raw LZMA2, preset 9e) of the codes as bytes (one byte each for b <= 8, else the
-high bytes then the low bytes), and ``ans-gauss`` / ``ans-laplace``: asymmetric numeral systems (Duda 2013) with
-``constriction``, each tensor's codes modelled as a quantised Gaussian / Laplace distribution over
-``{0, ..., 2^b - 1}`` whose mean and standard deviation (as fractions of ``2^b - 1``) are in its header entry.
+(raw deflate, level 9) and ``lzma`` (raw LZMA2, preset 9e) of the codes as bytes (per tensor: one byte each for
+b_t <= 8, else the high bytes then the low bytes), and ``ans-gauss`` / ``ans-laplace``: asymmetric numeral systems
+(Duda 2013) with ``constriction``, each tensor's codes modelled as a quantised Gaussian / Laplace distribution whose
+mean and standard deviation (as fractions of ``2^b_t - 1``) are in its header entry.
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ class CompressedImage:
     Attributes:
       height, width, channels: the image's size ``(H, W, C)``.
       hidden, depth, omega0, first_omega0: the SIREN (``model_config("siren", width=hidden, depth=depth, ...)``).
-      bits: bit depth b of the codes.
+      bits: nominal bit depth b (the header's).
       offsets, scales: ``(T,)`` float16 per-tensor dequantisation ``w = offset + scale * q``.
-      codes: T integer arrays (uint16), tensor t flattened, values in ``[0, 2^b - 1]``.
+      codes: T integer arrays (uint16), tensor t flattened, values in ``[0, 2^b_t - 1]``.
+      depths: ``(T,)`` bit depth b_t of each tensor.
       coder: name in :data:`CODERS` the payload is coded with.
     """
 
@@ -83,6 +85,7 @@ class CompressedImage:
     offsets: np.ndarray
     scales: np.ndarray
     codes: tuple[np.ndarray, ...]
+    depths: tuple[int, ...]
     coder: str = "lzma"
 
     def to_bytes(self, coder: str | None = None) -> bytes:
@@ -90,19 +93,21 @@ class CompressedImage:
         coder = coder or self.coder
         if coder == "best":
             return min((self.to_bytes(name) for name in CODERS.values()), key=len)
-        check_bits(self.bits)
+        for bits in (self.bits, *self.depths):
+            check_bits(bits)
         if coder not in _CODER_IDS:
             raise InputError(f"unknown coder {coder!r}; choose one of: {', '.join(CODERS.values())}, best")
-        levels = (1 << self.bits) - 1
+        depths = [int(b) for b in self.depths]
         codes = [np.asarray(c).astype(np.int64).ravel() for c in self.codes]
-        if any(c.size and (c.min() < 0 or c.max() > levels) for c in codes):
-            raise ValueError(f"codes outside [0, {levels}] for {self.bits} bits")
+        if any(c.size and (c.min() < 0 or c.max() >= 1 << b) for c, b in zip(codes, depths, strict=True)):
+            raise ValueError(f"codes outside their bit depths {depths}")
         header = _HEADER.pack(MAGIC, VERSION, self.height, self.width, self.channels, self.hidden, self.depth,
                               self.first_omega0, self.omega0, self.bits, _CODER_IDS[coder])
         entries = np.stack([np.asarray(self.offsets, np.float16), np.asarray(self.scales, np.float16)], axis=1)
         if coder.startswith("ans"):
-            entries = np.concatenate([entries, _ans_statistics(codes, levels)], axis=1)
-        body = header + entries.astype("<f2").tobytes() + _encode_payload(codes, self.bits, coder, entries)
+            entries = np.concatenate([entries, _ans_statistics(codes, depths)], axis=1)
+        body = (header + bytes(depths) + entries.astype("<f2").tobytes()
+                + _encode_payload(codes, depths, coder, entries))
         return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
@@ -135,18 +140,22 @@ class CompressedImage:
 
             shapes = SirenArchitecture(hidden, depth, omega0, first_omega0).tensor_shapes(channels)
         columns = 4 if coder.startswith("ans") else 2
-        start = _HEADER.size + 2 * columns * len(shapes)
+        first = _HEADER.size + len(shapes)
+        start = first + 2 * columns * len(shapes)
         if start > len(data) - 4:
             raise InputError(f"{bad}: it ends inside its header (truncated); encode the image again")
-        entries = np.frombuffer(data[_HEADER.size:start], "<f2").reshape(len(shapes), columns).astype(np.float16)
+        depths = tuple(data[_HEADER.size:first])
+        if not all(MIN_BITS <= b <= MAX_BITS for b in depths):
+            raise InputError(f"{bad}: its header is inconsistent (bit depths {depths}); encode the image again")
+        entries = np.frombuffer(data[first:start], "<f2").reshape(len(shapes), columns).astype(np.float16)
         sizes = [int(np.prod(s)) for s in shapes]
         try:
-            flat = _decode_payload(data[start:-4], sum(sizes), bits, coder, entries, sizes)
+            flat = _decode_payload(data[start:-4], sizes, depths, coder, entries)
         except (ValueError, lzma.LZMAError, zlib.error, RuntimeError) as err:
             raise InputError(f"{bad}: its payload does not decode ({err}); encode the image again") from None
         codes = tuple(np.split(flat.astype(np.uint16), np.cumsum(sizes)[:-1]))
         return cls(height, width, channels, hidden, depth, float(omega0), float(first_omega0), bits,
-                   entries[:, 0].copy(), entries[:, 1].copy(), codes, coder)
+                   entries[:, 0].copy(), entries[:, 1].copy(), codes, depths, coder)
 
     def dequantized(self) -> list[np.ndarray]:
         """The T tensors' float32 values ``offset + scale * q`` (flat)."""
@@ -162,21 +171,24 @@ def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:
 # --------------------------------------------------------------------------------------------- coders
 
 
-def _ans_statistics(codes: Sequence[np.ndarray], levels: int) -> np.ndarray:
-    """``(T, 2)`` float16: each tensor's mean and standard deviation of its codes as fractions of ``levels``."""
+def _ans_statistics(codes: Sequence[np.ndarray], depths: Sequence[int]) -> np.ndarray:
+    """``(T, 2)`` float16: each tensor's mean and standard deviation of its codes as fractions of its
+    ``2^b_t - 1``."""
     stats = []
-    for c in codes:
+    for c, bits in zip(codes, depths, strict=True):
+        levels = (1 << bits) - 1
         mean = float(c.mean()) if c.size else 0.0
         std = float(c.std()) if c.size > 1 else 1.0
         stats.append((mean / levels, std / levels))
     return np.asarray(stats, np.float16)
 
 
-def _ans_model(coder: str, entries: np.ndarray, sizes: Sequence[int], bits: int):
-    """constriction's model family and the per-symbol means and standard deviations (float64) of a payload."""
+def _ans_model(coder: str, entries: np.ndarray, sizes: Sequence[int], depths: Sequence[int]):
+    """constriction's model family (support: the largest bit depth's levels) and the per-symbol means and
+    standard deviations (float64) of a payload."""
     import constriction
 
-    levels = (1 << bits) - 1
+    levels = np.array([(1 << b) - 1 for b in depths], np.float64)
     means = np.repeat(entries[:, 2].astype(np.float64) * levels, sizes)
     # a floor of half a level keeps a constant tensor's distribution proper (the codes still cost ~0 bits)
     stds = np.maximum(np.repeat(entries[:, 3].astype(np.float64) * levels, sizes), 0.5)
@@ -184,40 +196,46 @@ def _ans_model(coder: str, entries: np.ndarray, sizes: Sequence[int], bits: int)
         constriction.stream.model.QuantizedLaplace
     if coder == "ans-laplace":
         stds = stds / np.sqrt(2.0)  # Laplace scale b: standard deviation sqrt(2) b
-    return family(0, levels), means, stds
+    return family(0, int(levels.max())), means, stds
 
 
-def _encode_payload(codes: Sequence[np.ndarray], bits: int, coder: str, entries: np.ndarray) -> bytes:
+def _encode_payload(codes: Sequence[np.ndarray], depths: Sequence[int], coder: str, entries: np.ndarray) -> bytes:
     flat = np.concatenate(codes) if codes else np.zeros(0, np.int64)
     if coder == "raw":
-        planes = (flat[:, None] >> np.arange(bits - 1, -1, -1)) & 1  # (n, bits), most significant bit first
-        return np.packbits(planes.astype(np.uint8).ravel()).tobytes()
+        bits = np.concatenate([((c[:, None] >> np.arange(b - 1, -1, -1)) & 1).ravel()  # most significant first
+                               for c, b in zip(codes, depths, strict=True)]) if codes else np.zeros(0, np.int64)
+        return np.packbits(bits.astype(np.uint8)).tobytes()
     if coder.startswith("ans"):
         import constriction
 
-        family, means, stds = _ans_model(coder, entries, [c.size for c in codes], bits)
+        family, means, stds = _ans_model(coder, entries, [c.size for c in codes], depths)
         ans = constriction.stream.stack.AnsCoder()
         ans.encode_reverse(flat.astype(np.int32), family, means, stds)
         return ans.get_compressed().astype("<u4").tobytes()
-    raw = _as_byte_planes(flat, bits)
+    raw = b"".join(_as_byte_planes(c, b) for c, b in zip(codes, depths, strict=True))
     return zlib.compress(raw, 9)[2:-4] if coder == "zlib" else \
         lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
 
 
-def _decode_payload(payload: bytes, count: int, bits: int, coder: str, entries: np.ndarray,
-                    sizes: Sequence[int]) -> np.ndarray:
-    """The ``count`` codes of a payload (int64), or ``ValueError`` when the payload does not hold them."""
+def _decode_payload(payload: bytes, sizes: Sequence[int], depths: Sequence[int], coder: str,
+                    entries: np.ndarray) -> np.ndarray:
+    """The codes of a payload (int64, the tensors' concatenated), or ``ValueError`` when it does not hold them."""
+    count = sum(sizes)
     if coder == "raw":
-        if len(payload) != (count * bits + 7) // 8:
-            raise ValueError(f"{len(payload)} bytes for {count} codes of {bits} bits")
-        planes = np.unpackbits(np.frombuffer(payload, np.uint8))[:count * bits].reshape(count, bits)
-        return (planes.astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(axis=1)
+        total = sum(n * b for n, b in zip(sizes, depths, strict=True))
+        if len(payload) != (total + 7) // 8:
+            raise ValueError(f"{len(payload)} bytes for {total} bits of codes")
+        bits, out, start = np.unpackbits(np.frombuffer(payload, np.uint8)).astype(np.int64), [], 0
+        for n, b in zip(sizes, depths, strict=True):
+            out.append((bits[start:start + n * b].reshape(n, b) << np.arange(b - 1, -1, -1)).sum(axis=1))
+            start += n * b
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
     if coder.startswith("ans"):
         import constriction
 
         if len(payload) % 4:
             raise ValueError("the ANS stream is not a whole number of 32-bit words")
-        family, means, stds = _ans_model(coder, entries, sizes, bits)
+        family, means, stds = _ans_model(coder, entries, sizes, depths)
         ans = constriction.stream.stack.AnsCoder(np.frombuffer(payload, "<u4").astype(np.uint32))
         flat = np.asarray(ans.decode(family, means, stds), np.int64)
         if not ans.is_empty():
@@ -227,13 +245,17 @@ def _decode_payload(payload: bytes, count: int, bits: int, coder: str, entries: 
         raw = zlib.decompress(payload, -15)
     else:
         raw = lzma.decompress(payload, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
-    width = 1 if bits <= 8 else 2
-    if len(raw) != count * width:
+    if len(raw) != sum(n * (1 if b <= 8 else 2) for n, b in zip(sizes, depths, strict=True)):
         raise ValueError(f"{len(raw)} bytes for {count} codes")
-    if width == 1:
-        return np.frombuffer(raw, np.uint8).astype(np.int64)
-    high, low = np.frombuffer(raw[:count], np.uint8), np.frombuffer(raw[count:], np.uint8)
-    return (high.astype(np.int64) << 8) | low
+    out, start = [], 0
+    for n, b in zip(sizes, depths, strict=True):
+        if b <= 8:
+            out.append(np.frombuffer(raw[start:start + n], np.uint8).astype(np.int64))
+        else:
+            high, low = (np.frombuffer(raw[i:i + n], np.uint8).astype(np.int64) for i in (start, start + n))
+            out.append((high << 8) | low)
+        start += n * (1 if b <= 8 else 2)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _as_byte_planes(flat: np.ndarray, bits: int) -> bytes:
