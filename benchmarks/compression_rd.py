@@ -23,7 +23,13 @@ from pathlib import Path
 from common import add_json_arg, environment, make_parser, positive_int, print_table, write_json
 
 from inr_utils.applications.compression import CompressionSettings, jpeg_curve, rate_distortion
-from inr_utils.applications.compression_report import architectures_for, load_images, rd_figure, summary
+from inr_utils.applications.compression_report import (
+    DEFAULT_IMAGES,
+    architectures_for,
+    load_images,
+    rd_figure,
+    summary,
+)
 
 NAME = "compression"  # the script is not called compression.py: that name would shadow the stdlib's package
 
@@ -31,13 +37,13 @@ NAME = "compression"  # the script is not called compression.py: that name would
 def main() -> int:
     p = make_parser(__doc__)
     p.add_argument("--images", help="a folder of images (default: --image)")
-    p.add_argument("--image", nargs="+", default=["astronaut", "coffee"], help="scikit-image names or files")
+    p.add_argument("--image", nargs="+", default=list(DEFAULT_IMAGES), help="scikit-image names or files")
     p.add_argument("--max-size", type=positive_int, default=256, help="longer side in pixels (default: 256)")
     p.add_argument("--targets", type=float, nargs="+", default=[0.15, 0.25, 0.4])
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--bits", type=int, nargs="+", default=[16, 8, 6])
     p.add_argument("--steps", type=positive_int, default=2000)
-    p.add_argument("--qat-steps", type=int, default=300)
+    p.add_argument("--qat-steps", type=int, default=100)
     p.add_argument("--figure", type=Path, help="also write the rate-distortion figure here (PNG)")
     add_json_arg(p, NAME)
     args = p.parse_args()
