@@ -72,11 +72,11 @@ def figure(path: Path, cases: list[dict], scales: list[float]) -> None:
 def main() -> int:
     args = build_parser().parse_args()
     images = image_inputs(args.images, args.size)
+    for _, image in images:  # bad factors are refused before the run folder is made
+        downsample(image, args.factor, args.downsample)
     base = experiment_config("ffn", args.steps, args.size // args.factor, args.batch_size, args.seed,
                              width=args.width, depth=args.depth, fourier_features=128)
     configs, _ = sweep_grid(base, fourier_scale=args.scales)
-    for _, image in images:  # bad factors are refused before the run folder is made
-        downsample(image, args.factor, args.downsample)
     out = make_run_dir(args.out, EXPERIMENT)
     announce(f"writing to {out}")
     write_configs(out, EXPERIMENT, args, [{"image": label, "fourier_scale": s, "config": c.to_dict()}

@@ -6,6 +6,7 @@ errors for bad input.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -38,9 +39,10 @@ from inr_utils.sweeps import fit_many, sweep_grid, unstack
 from inr_utils.tables import read_csv
 
 
-def tiny_config(steps: int = 20, **overrides):
-    return experiment_config("ffn", steps=steps, size=32, batch_size=256, width=16, depth=1, fourier_features=16,
-                             steps_per_call=10, **overrides)
+def tiny_config(steps: int = 20, lr: float | None = None, batch_size: int | None = 256, **overrides):
+    config = experiment_config("ffn", steps=steps, size=32, batch_size=batch_size, width=16, depth=1,
+                               fourier_features=16, steps_per_call=10, **overrides)
+    return config if lr is None else dataclasses.replace(config, lr=lr)
 
 
 # --------------------------------------------------------------------------------------------- masks
@@ -115,12 +117,16 @@ def test_inpaint_scores_and_baselines():
     filled = nearest_fill(image, known)
     np.testing.assert_array_equal(filled[known], image[known])  # known pixels are their own nearest
     assert hidden_scores(image, image, known)["psnr_hidden"] > 100  # a perfect fill
-    result = inpaint(image, known, tiny_config(40))
+    config = experiment_config("siren", steps=40, size=32, batch_size=256, width=16, depth=1, steps_per_call=10,
+                               omega0=10.0)
+    result = inpaint(image, known, dataclasses.replace(config, lr=3e-3))
     assert set(result.scores) == {"inr", "biharmonic", "nearest"} and result.inr.shape == image.shape
-    # a smooth image: biharmonic is excellent, nearest-neighbour decent, the tiny INR above a flat grey
+    # a smooth image: biharmonic is excellent, nearest-neighbour decent; the tiny low-bandwidth SIREN generalises
+    # to the hidden pixels of a random mask (as good there as on the known ones), far above a flat grey
     assert result.scores["biharmonic"]["psnr_hidden"] > result.scores["nearest"]["psnr_hidden"] > 25
     grey = hidden_scores(np.full_like(image, 0.5), image, known)["psnr_hidden"]
-    assert result.scores["inr"]["psnr_hidden"] > grey
+    assert result.scores["inr"]["psnr_hidden"] > grey + 5
+    assert abs(result.scores["inr"]["psnr_hidden"] - result.train_psnr) < 1.5
 
 
 # --------------------------------------------------------------------------------------------- denoising
@@ -189,8 +195,9 @@ def test_image_inputs_folder(tmp_path):
         Image.fromarray((synthetic_image() * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
     (tmp_path / "notes.txt").write_text("x")
     assert [label for label, _ in image_inputs([str(tmp_path), "camera"], 16)] == ["a", "b", "camera"]
+    (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no image"):
-        image_inputs([str(tmp_path / "empty")] if (tmp_path / "empty").mkdir() is None else [], 16)
+        image_inputs([str(tmp_path / "empty")], 16)
 
 
 # --------------------------------------------------------------------------------------------- scripts

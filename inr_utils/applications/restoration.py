@@ -41,8 +41,8 @@ from inr_utils.training import merge_variables
 from model_components.inrs import build_model
 
 __all__ = ["DenoiseResult", "InpaintResult", "SuperResolutionResult", "TargetPSNR", "add_noise", "biharmonic_fill",
-           "box_mask", "denoise", "downsample", "image_inputs", "inpaint", "load_mask", "nearest_fill", "random_mask",
-           "score", "super_resolve"]
+           "box_mask", "denoise", "downsample", "hidden_scores", "image_inputs", "inpaint", "load_mask",
+           "nearest_fill", "random_mask", "score", "super_resolve"]
 
 #: Image file suffixes a ``--images DIR`` folder is searched for.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
