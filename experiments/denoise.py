@@ -74,6 +74,8 @@ def figure(path: Path, cases: list[dict], scales: list[float]) -> None:
         row[1].semilogx(scales, final, "s-", label="final")
         row[1].axhline(r.noisy_psnr, color="k", ls="--", lw=1, label="noisy input")
         row[1].set(xlabel="Fourier scale sigma", ylabel="PSNR to clean (dB)", title="encoding bandwidth")
+        row[1].xaxis.set_minor_locator(plt.NullLocator())
+        row[1].set_xticks(scales, [f"{s:g}" for s in scales])
         row[1].legend(fontsize=7)
         row[1].grid(alpha=0.3)
         k = int(np.argmax(best))
