@@ -119,6 +119,9 @@ def load_mask(path: str | os.PathLike, shape: Sequence[int]) -> np.ndarray:
     Raises:
       InputError: unreadable file, another size, grey levels other than black and white, or no known pixel.
     """
+    if not Path(path).is_file():
+        raise InputError(f"mask file '{path}' does not exist or is not a file; pass a black-and-white PNG of the "
+                         "image's size (white = hidden)")
     image = load_image(path)
     h, w = shape
     if image.shape[:2] != (h, w):
