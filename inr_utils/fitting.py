@@ -45,7 +45,7 @@ from inr_utils.partitions import layout_for
 from inr_utils.plots import summary_figure
 from inr_utils.programs import cached, model_key, training_key
 from inr_utils.rendering import render, render_grid
-from inr_utils.samplers import make_sampler, signal_to_data
+from inr_utils.samplers import PixelData, make_sampler, signal_to_data
 from inr_utils.training import (
     DivergenceError,
     TrainingInterrupted,
@@ -58,7 +58,7 @@ from model_components.inrs import build_model, count_params
 from model_components.mlp import MLPINR
 
 __all__ = ["FitResult", "build_optimizer", "check_signal", "fit", "initial_state", "load_config_image", "loop_key",
-           "prepare_output_dir", "run_fit", "write_results"]
+           "mask_rows", "masked_data", "prepare_output_dir", "run_fit", "write_results"]
 
 
 def load_config_image(config: FitConfig) -> np.ndarray:
@@ -104,6 +104,31 @@ def check_signal(signal: np.ndarray) -> np.ndarray:
     return signal
 
 
+def mask_rows(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The flat row indices (:func:`inr_utils.samplers.signal_to_data` order) where a boolean ``shape`` mask is
+    true, ``(K,)`` int, or :class:`InputError` for a mask of another shape, not boolean/0-1, or all false."""
+    mask = np.asarray(mask)
+    shape = tuple(int(n) for n in shape)
+    if mask.shape != shape:
+        raise InputError(f"the mask has shape {mask.shape} but the signal's samples have shape {shape}; "
+                         "give a mask of the signal's size")
+    if mask.dtype != bool:
+        if not np.all((mask == 0) | (mask == 1)):
+            raise InputError("the mask must be binary (boolean, or only 0 and 1 values); threshold it first")
+        mask = mask.astype(bool)
+    rows = np.flatnonzero(mask.reshape(-1))
+    if rows.size == 0:
+        raise InputError("the mask hides every sample, so there is nothing to train on; keep some samples")
+    return rows
+
+
+def masked_data(data: PixelData, mask: np.ndarray, shape: Sequence[int]) -> PixelData:
+    """The rows of flat ``data`` (of a signal with sample axes ``shape``) where ``mask`` is true (see
+    :func:`mask_rows`); rows are indexed on the last-but-one axis, so a model axis in front is kept."""
+    rows = mask_rows(mask, shape)
+    return PixelData(data.coords[..., rows, :], data.values[..., rows, :], data.pixel_size)
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns.
@@ -131,7 +156,8 @@ class FitResult:
 
 
 def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, history: History | None = None,
-        callbacks: Sequence[Callback] = (), progress: bool = True, eval_every: int = 200) -> FitResult:
+        callbacks: Sequence[Callback] = (), progress: bool = True, eval_every: int = 200,
+        mask: np.ndarray | None = None) -> FitResult:
     """Fits an INR to a signal in [0, 1]: the one-model case of the engine (:func:`inr_utils.engine.train_many`).
 
     Args:
@@ -149,9 +175,12 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
         history and progress bar.
       progress: show a progress bar.
       eval_every: steps between full-signal PSNR evaluations.
+      mask: optional boolean ``shape`` array (the signal's sample axes): train only on the samples where it is
+        true (inpainting). The other samples' values are never read, and the history's ``full_psnr`` is over
+        the training samples only (score the hidden ones on a render).
 
     Raises:
-      InputError: a step that cannot fit in memory, a bad ``eval_every`` or signal shape.
+      InputError: a step that cannot fit in memory, a bad ``eval_every``, signal shape or mask.
       DivergenceError: the loss became NaN/inf; carries the last good state.
       TrainingInterrupted: Ctrl-C or SIGTERM; carries the state after the last complete chunk.
     """
@@ -164,6 +193,11 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
         model = build_model(config.model)
         # a partitioned model (Local-Global INR) trains and evaluates partition-major (inr_utils.partitions)
         layout = layout_for(config.model, image.shape[:-1])
+    if mask is not None:
+        if layout is not None:
+            raise InputError("a training mask does not work with a partitioned model (its layout needs every "
+                             "sample); drop the mask or pick an unpartitioned model")
+        data = masked_data(data, mask, image.shape[:-1])
     apply_fn, train_data, align = model.apply, data, 1
     if layout is not None:
         apply_fn, (train_data, data), align = layout.apply(model), layout.arrange(data), layout.slots

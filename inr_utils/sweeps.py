@@ -268,7 +268,8 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
              seeds: Sequence[int] | None = None, lrs: Sequence[float] | None = None,
              num_models: int | None = None, state: TrainState | None = None,
              callbacks: Sequence[Callback] = (), progress: bool = True, eval_every: int = 200,
-             devices: Sequence[jax.Device] | None = None, models_per_block: int | None = None) -> SweepResult:
+             devices: Sequence[jax.Device] | None = None, models_per_block: int | None = None,
+             mask: np.ndarray | None = None) -> SweepResult:
     """Fits N INRs at once; model i is the fit :func:`inr_utils.fitting.fit` would make of its config.
 
     Args:
@@ -294,12 +295,15 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
       models_per_block: models a device trains side by side (see :func:`inr_utils.engine.make_chunk_program`); default
         :func:`default_models_per_block` of the pixels per step and the width. Results do not depend on it
         beyond float rounding.
+      mask: optional boolean ``shape`` array shared by every model: train only on the samples where it is true,
+        as :func:`inr_utils.fitting.fit`'s ``mask`` (the PSNRs are then over those samples only).
 
     Returns:
       a :class:`SweepResult`.
 
     Raises:
-      InputError: inconsistent counts, configs that cannot share one program, images of different sizes.
+      InputError: inconsistent counts, configs that cannot share one program, images of different sizes, a bad
+        mask.
       SweepInterrupted: Ctrl-C (carries the stacked state, padding included).
     """
     t_start = time.perf_counter()
@@ -322,7 +326,10 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
 
     mesh = model_mesh(devices)
     total = padded_count(n, mesh)
-    planned = plan_batch(configs[0], math.prod(shape), total)  # a too-large batch -> the full signal
+    from inr_utils.fitting import mask_rows, masked_data  # fitting imports this module's neighbours; import late
+
+    points = math.prod(shape) if mask is None else int(mask_rows(mask, shape).size)
+    planned = plan_batch(configs[0], points, total)  # a too-large batch -> the full signal
     configs = [dataclasses.replace(c, batch_size=planned.batch_size) for c in configs]
     order = np.concatenate([np.arange(n), np.full(total - n, n - 1)]).astype(np.int64)
     padded = [configs[i] for i in order]
@@ -331,6 +338,11 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
     data, axes = signals_to_data(images, stacked, total)
     with user_input():  # a partitioned model (Local-Global INR) trains partition-major (inr_utils.partitions)
         layout = layout_for(configs[0].model, shape)
+    if mask is not None:
+        if layout is not None:
+            raise InputError("a training mask does not work with a partitioned model (its layout needs every "
+                             "sample); drop the mask or pick an unpartitioned model")
+        data = masked_data(data, mask, shape)
     apply_fn, train_data, align = model.apply, data, 1
     if layout is not None:
         apply_fn, (train_data, data), align = layout.apply(model), layout.arrange(data), layout.slots
