@@ -7,8 +7,9 @@ The pieces:
   * :func:`make_operator_step` -- the pure train step ``(state, batch, key) -> (state, metrics)`` of such a loss,
     the counterpart of :func:`inr_utils.training.make_train_step` (whose loss compares ``apply(coords)`` with
     ``values`` directly).
-  * :func:`field_gradient`, :func:`field_laplacian` -- d field / d coords and its trace of the Hessian, per point,
-    by ``jax.jacfwd`` / ``jax.hessian`` of the model with respect to its input (the models compose with both).
+  * :func:`field_gradient`, :func:`field_second_derivatives`, :func:`field_laplacian` -- d field / d coords, the
+    diagonal of its Hessian and the Laplacian (trace of the Hessian), per point, by ``jax.jvp`` and
+    ``jax.hessian`` of the model with respect to its input (the models compose with both).
   * :func:`fit_operator` -- builds the model, optimizer and step-0 state of a :class:`~inr_utils.config.FitConfig`
     with the library's builders and trains it with the one engine, :func:`inr_utils.engine.train_many`, on
     ``PixelData(coords, target)`` read whole every step (the ``full`` sampler).
@@ -38,8 +39,8 @@ from inr_utils.samplers import PixelData, make_sampler
 from inr_utils.training import DivergenceError, TrainState, divergence_message, merge_variables
 from model_components.inrs import build_model
 
-__all__ = ["Field", "Operator", "OperatorFit", "field_gradient", "field_laplacian", "fit_operator",
-           "make_operator_step", "identity_operator", "render_field"]
+__all__ = ["Field", "Operator", "OperatorFit", "field_gradient", "field_laplacian", "field_second_derivatives",
+           "fit_operator", "make_operator_step", "identity_operator", "image_specs", "load_gray", "render_field"]
 
 #: A field: ``coords (..., d) -> values (..., C)`` (an INR with its variables bound).
 Field = Callable[[jax.Array], jax.Array]
@@ -52,8 +53,14 @@ def identity_operator(field: Field, coords: jax.Array) -> jax.Array:
     return field(coords)
 
 
+def _axis_tangent(coords: jax.Array, k: int) -> jax.Array:
+    return jnp.zeros_like(coords).at[..., k].set(1.0)
+
+
 def field_gradient(field: Field, coords: jax.Array) -> jax.Array:
-    """Spatial gradient of a scalar field at every point, by forward-mode autodiff through the model.
+    """Spatial gradient of a scalar field at every point, by forward-mode autodiff through the model: one
+    ``jax.jvp`` per coordinate axis with the tangent ``e_k`` at every point (the points are independent, so this
+    is ``jax.jacfwd`` of each point's value, batched).
 
     Args:
       field: ``(..., d) -> (..., 1)``.
@@ -63,9 +70,23 @@ def field_gradient(field: Field, coords: jax.Array) -> jax.Array:
       ``(..., d)``: ``d field / d coords[..., k]`` in units of value per coordinate unit (the image domain is
       [-1, 1], so a pixel of an ``n``-pixel axis is ``2 / n`` coordinate units wide).
     """
-    flat = coords.reshape(-1, coords.shape[-1])
-    grads = jax.vmap(jax.jacfwd(lambda x: field(x)[..., 0]))(flat)
-    return grads.reshape(coords.shape)
+    return jnp.stack([jax.jvp(field, (coords,), (_axis_tangent(coords, k),))[1][..., 0]
+                      for k in range(coords.shape[-1])], axis=-1)
+
+
+def field_second_derivatives(field: Field, coords: jax.Array) -> jax.Array:
+    """``d^2 f / d coords[k]^2`` of a scalar field at every point, ``(..., d) -> (..., d)`` (per squared coordinate
+    unit): forward over forward (``jax.jvp`` of a ``jax.jvp``) along each axis, the diagonal of the Hessian
+    without the off-diagonal terms (about half the cost of :func:`field_laplacian`'s ``jax.hessian``)."""
+    out = []
+    for k in range(coords.shape[-1]):
+        tangent = _axis_tangent(coords, k)
+
+        def first(x, tangent=tangent):
+            return jax.jvp(field, (x,), (tangent,))[1]
+
+        out.append(jax.jvp(first, (coords,), (tangent,))[1][..., 0])
+    return jnp.stack(out, axis=-1)
 
 
 def field_laplacian(field: Field, coords: jax.Array) -> jax.Array:
@@ -206,3 +227,43 @@ def fit_operator(config: FitConfig, operator: Operator, coords: jax.Array | np.n
         raise DivergenceError(divergence_message(int(result.diverged_step[0]), bool(result.diverged_loss[0])),
                               result.state)
     return OperatorFit(model.apply, result.state, history, result.wall_s, result.compile_s)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_specs(image: str | None, images_dir: str | None, default: str) -> list[str]:
+    """The images an application script works on: every image file in ``images_dir`` (sorted by name), else
+    ``image`` (a file or a scikit-image name), else ``default``.
+
+    Raises:
+      InputError: ``images_dir`` is not a folder or holds no image file; both flags given.
+    """
+    from pathlib import Path
+
+    if image is not None and images_dir is not None:
+        raise InputError("pass either --image or --images, not both")
+    if images_dir is None:
+        return [image or default]
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise InputError(f"--images {images_dir!r} is not a folder; pass a folder of PNG/JPEG images")
+    files = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"--images folder {images_dir!r} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def load_gray(spec: str, size: int) -> tuple[str, np.ndarray]:
+    """``(label, image)``: the image of ``spec`` (a file or a scikit-image name) as float32 ``(size, size)`` gray
+    in [0, 1] (centre square, resized; colour channels averaged).
+
+    Raises:
+      InputError: an unreadable file or an unknown name.
+    """
+    from inr_utils.images import centre_square, fit_size, load_source
+
+    label, image = load_source(spec)
+    image = fit_size(centre_square(image), size)
+    image = image[..., :3].mean(axis=-1) if image.shape[-1] >= 3 else image[..., 0]
+    return label, np.clip(image, 0.0, 1.0).astype(np.float32)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -47,7 +48,7 @@ from inr_utils.grids import pixel_centers
 from inr_utils.metrics import psnr, ssim_skimage
 from model_components.inrs import model_config
 
-__all__ = ["CTResult", "FORWARD_MODELS", "angles_degrees", "back_project", "ct_config", "disk_mask",
+__all__ = ["CTResult", "FORWARD_MODELS", "angles_degrees", "back_project", "ct_config", "ct_figure", "disk_mask",
            "field_sinogram", "fbp", "radon", "ray_points", "reconstruct_ct", "sart", "score_ct", "shepp_logan"]
 
 FORWARD_MODELS = ("grid", "rays")
@@ -297,3 +298,30 @@ def reconstruct_ct(image: np.ndarray, num_angles: int = 30, config: FitConfig | 
     recons["inr"] = render_field(fit.field(), pixel_grid(size))[..., 0] * disk_mask(size)
     scores = {name: score_ct(recon, truth) for name, recon in recons.items()}
     return CTResult(truth, angles, sinogram, recons, scores, fit, fit.history.loss[:, 0])
+
+
+def ct_figure(path: str | Path, results: Sequence[tuple[str, CTResult]]) -> None:
+    """One row per ``(label, result)``: the image, its sparse sinogram, FBP, SART and the INR (PSNR / SSIM in
+    the titles) and the INR's sinogram loss per step."""
+    import matplotlib.pyplot as plt
+
+    from inr_utils.plots import save_figure, show
+
+    fig, axes = plt.subplots(len(results), 6, figsize=(14, 2.6 * len(results) + 0.3), squeeze=False)
+    for row, (label, result) in zip(axes, results, strict=True):
+        show(row[0], result.truth[..., None], f"{label} ({result.truth.shape[0]} px)")
+        row[1].imshow(result.sinogram, cmap="gray", aspect="auto", interpolation="nearest")
+        row[1].set_title(f"sinogram, {len(result.angles)} views", fontsize=9)
+        row[1].set_xlabel("view", fontsize=8)
+        row[1].set_ylabel("detector", fontsize=8)
+        row[1].tick_params(labelsize=7)
+        for ax, name in zip(row[2:5], ("fbp", "sart", "inr"), strict=True):
+            s = result.scores[name]
+            show(ax, np.clip(result.recons[name], 0, 1)[..., None], f"{name.upper()}: {s['psnr']:.2f} dB, "
+                                                                    f"SSIM {s['ssim']:.3f}")
+        row[5].semilogy(np.arange(1, result.sinogram_loss.size + 1), result.sinogram_loss)
+        row[5].set_title("INR sinogram loss", fontsize=9)
+        row[5].set_xlabel("step", fontsize=8)
+        row[5].tick_params(labelsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
