@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -48,8 +49,8 @@ from inr_utils.metrics import psnr
 from model_components.inrs import model_config
 
 __all__ = ["MODES", "PoissonResult", "discrete_laplacian", "fit_poisson",
-           "match_affine", "match_mean", "pixel_laplacian", "pixel_gradient", "poisson_config", "sobel_gradient",
-           "to_gray"]
+           "match_affine", "match_mean", "pixel_laplacian", "pixel_gradient", "poisson_config", "poisson_figure",
+           "sobel_gradient", "to_gray"]
 
 MODES = ("gradient", "laplacian")
 
@@ -189,3 +190,31 @@ def fit_poisson(image: np.ndarray, mode: str = "gradient", config: FitConfig | N
     recovered = match_mean(raw, image) if mode == "gradient" else match_affine(raw, image)
     score = round(float(psnr(np.clip(recovered, 0.0, 1.0), image)), 3)
     return PoissonResult(mode, image, target, fitted, raw, recovered, score, fit)
+
+
+def poisson_figure(path: str | Path, results: Sequence[tuple[str, PoissonResult]]) -> None:
+    """One row per ``(label, result)``: the image, the target derivative map (gradient magnitude or Laplacian),
+    the fit's own map, the fit's raw output and the recovered image (PSNR in its title)."""
+    import matplotlib.pyplot as plt
+
+    from inr_utils.plots import save_figure, show
+
+    fig, axes = plt.subplots(len(results), 5, figsize=(12, 2.6 * len(results) + 0.3), squeeze=False)
+    for row, (label, r) in zip(axes, results, strict=True):
+        if r.mode == "gradient":
+            target, fitted, name = np.linalg.norm(r.target, axis=-1), np.linalg.norm(r.fitted, axis=-1), "|grad|"
+        else:
+            target, fitted, name = r.target, r.fitted, "Laplacian"
+        lo, hi = np.percentile(target, [1, 99])
+        show(row[0], r.image[..., None], label)
+        for ax, m, title in ((row[1], target, f"target {name}"), (row[2], fitted, f"fit's {name}")):
+            ax.imshow(m, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        raw = (r.raw - r.raw.min()) / max(float(np.ptp(r.raw)), 1e-12)
+        show(row[3], raw[..., None], "fit (raw, rescaled)")
+        matched = "mean" if r.mode == "gradient" else "mean + scale"
+        show(row[4], np.clip(r.recovered, 0, 1)[..., None], f"recovered ({matched}): {r.psnr:.2f} dB")
+    fig.tight_layout()
+    save_figure(fig, path)
