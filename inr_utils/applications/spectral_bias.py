@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -41,7 +42,7 @@ from inr_utils.training import merge_variables
 from model_components.inrs import ModelConfig, build_model, model_config
 
 __all__ = ["MODEL_NAMES", "FitSpeed", "empirical_ntk", "fit_speed", "frequency_response", "ntk_by_products",
-           "ntk_spectrum", "sinusoid_signal", "small_inr", "spectral_config"]
+           "ntk_spectrum", "sinusoid_signal", "small_inr", "spectral_config", "spectral_figure"]
 
 #: The small INRs compared: name -> (preset, overrides of :func:`model_components.inrs.model_config`).
 MODELS_SPEC: dict[str, tuple[str, dict[str, Any]]] = {
@@ -208,3 +209,37 @@ def fit_speed(config: FitConfig, signal: np.ndarray, frequencies: Sequence[int])
 def grid_points(shape: Sequence[int]) -> np.ndarray:
     """The flat ``(prod(shape), d)`` pixel-centre grid of ``shape`` (1-D or 2-D)."""
     return np.asarray(grid(tuple(shape))).reshape(-1, len(shape))
+
+
+def spectral_figure(path: str | Path, spectra: dict[str, dict[str, np.ndarray]], speeds: dict[str, FitSpeed]) -> None:
+    """Left: normalised NTK eigenvalues per model on the 1-D grid (solid) and the 2-D grid (dashed). Right, one
+    panel per model: the relative residual at each frequency of the 1-D signal against training step."""
+    import matplotlib.pyplot as plt
+
+    from inr_utils.plots import save_figure
+
+    names = list(speeds) or list(spectra)
+    fig, axes = plt.subplots(1, 1 + len(speeds), figsize=(4.2 * (1 + len(speeds)), 3.6), squeeze=False)
+    ax = axes[0, 0]
+    colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys([*spectra, *names]))}
+    for name, by_grid in spectra.items():
+        for grid_name, values in by_grid.items():
+            ax.semilogy(np.arange(1, values.size + 1), np.maximum(values, 1e-12), color=colours[name],
+                        ls="-" if grid_name == "1d" else "--", label=f"{name} ({grid_name})")
+    ax.set_ylim(1e-8, 1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("eigenvalue index")
+    ax.set_ylabel("lambda_i / lambda_1")
+    ax.set_title("empirical NTK spectrum at init", fontsize=10)
+    ax.legend(fontsize=6, ncol=2)
+    for ax, (name, speed) in zip(axes[0, 1:], speeds.items(), strict=True):
+        for f, k in enumerate(speed.frequencies):
+            ax.semilogy(speed.steps, np.maximum(speed.relative_residual[:, f], 1e-4), label=f"{k} cycles")
+        ax.axhline(0.1, color="gray", lw=0.5)
+        ax.set_ylim(1e-3, 2)
+        ax.set_title(f"{name}: residual per frequency", fontsize=10)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    axes[0, 1].set_ylabel("|residual_k| / |signal_k|") if len(speeds) else None
+    fig.tight_layout()
+    save_figure(fig, path)
