@@ -21,7 +21,7 @@ Two ways to differentiate an INR through it:
     ``k = 1``). It is the natural model for an INR (a continuous function integrated along lines) and agrees with
     the grid version up to interpolation error; we train with the grid for speed.
 
-Both multiply the field by the disk ``x^2 + y^2 <= 1`` ([-1, 1] coordinates): outside the detector's circle the
+Both multiply the field by the scanner's disk (:func:`disk_mask`, scikit-image's circle): outside it the
 object is zero (``circle=True``), which a sparse sinogram cannot otherwise tell.
 
 References: NeRP (Shen, Pauly & Xing 2022, "NeRP: Implicit Neural Representation Learning with Prior Embedding for
@@ -56,7 +56,7 @@ FORWARD_MODELS = ("grid", "rays")
 
 def shepp_logan(size: int = 128) -> np.ndarray:
     """The modified Shepp-Logan head phantom (scikit-image, 400x400) resized to ``size x size`` with
-    anti-aliasing: float32 ``(size, size)`` in [0, 1], zero outside the inscribed disk."""
+    anti-aliasing: float32 ``(size, size)`` in [0, 1], zero outside the scanner's disk (:func:`disk_mask`)."""
     from skimage.data import shepp_logan_phantom
     from skimage.transform import resize
 
@@ -67,9 +67,10 @@ def shepp_logan(size: int = 128) -> np.ndarray:
 
 
 def disk_mask(size: int) -> np.ndarray:
-    """``(size, size)`` float32: 1 on pixels whose centre lies in the inscribed disk ``x^2 + y^2 <= 1``."""
-    coords = pixel_grid(size)
-    return (np.sum(coords ** 2, axis=-1) <= 1.0).astype(np.float32)
+    """``(size, size)`` float32: 1 inside the scanner's circle of ``skimage.transform.radon`` (``circle=True``):
+    pixels within ``size // 2`` pixels of the centre pixel ``(size // 2, size // 2)``."""
+    index = np.arange(size) - size // 2
+    return ((index[:, None] ** 2 + index[None, :] ** 2) <= (size // 2) ** 2).astype(np.float32)
 
 
 def pixel_grid(size: int) -> np.ndarray:
@@ -179,7 +180,7 @@ def field_sinogram(field: Field, size: int, angles: Sequence[float] | np.ndarray
     if forward == "rays":
         points, dt = ray_points(size, angles, samples_per_pixel)
         coords = pixel_to_coords(jnp.asarray(points), size)
-        inside = jnp.sum(coords ** 2, axis=-1) <= 1.0
+        inside = np.sum((points - size // 2) ** 2, axis=-1) <= (size // 2) ** 2
         values = jnp.where(inside, field(coords)[..., 0], 0.0)
         return jnp.sum(values, axis=-1) * dt
     raise InputError(f"unknown forward model {forward!r}; choose one of: {', '.join(FORWARD_MODELS)}")
