@@ -117,10 +117,13 @@ def match_affine(recon: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def poisson_config(steps: int = 400, width: int = 64, depth: int = 3, lr: float = 1e-4, seed: int = 0,
-                   ) -> FitConfig:
-    """SIREN (omega0 = 30, linear output) with Adam at 1e-4, the paper's Poisson setting, smaller (width
-    ``width``, ``depth`` hidden layers after the first) for the CPU; full-image steps."""
-    model = model_config("siren", width=width, depth=depth, in_dim=2, out_dim=1, output_offset=0.0)
+                   omega0: float = 30.0) -> FitConfig:
+    """SIREN (``omega0`` = 30, linear output) with Adam at 1e-4, the paper's Poisson setting, smaller (width
+    ``width``, ``depth`` hidden layers after the first) for the CPU; full-image steps. Derivatives are supervised
+    only at pixel centres, so a SIREN whose bandwidth (``omega0``) far exceeds the image's pixel rate can match
+    them there and integrate to something else between them: lower ``omega0`` for tiny images."""
+    model = model_config("siren", width=width, depth=depth, in_dim=2, out_dim=1, output_offset=0.0,
+                         omega0=omega0, first_omega0=omega0)
     return FitConfig(model=model, steps=steps, lr=lr, batch_size=None, seed=seed, lr_schedule="constant",
                      steps_per_call=min(100, steps)).validate()
 
