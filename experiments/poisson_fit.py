@@ -44,6 +44,7 @@ def parse_args() -> argparse.Namespace:
                    help="supervisions, comma-separated: gradient, laplacian (default: both)")
     p.add_argument("--steps", type=positive_int, default=400, help="training steps per fit (default: 400)")
     p.add_argument("--width", type=positive_int, default=64, help="SIREN hidden width (default: 64)")
+    p.add_argument("--omega0", type=float, default=30.0, help="SIREN frequency factor of every layer (default: 30)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-poisson_fit)")
@@ -54,10 +55,10 @@ def main() -> int:
     args = parse_args()
     if args.size < 8:
         raise InputError(f"--size must be at least 8 pixels, got {args.size}")
-    if not args.lr > 0:
-        raise InputError(f"--lr must be positive, got {args.lr}")
+    if not args.lr > 0 or not args.omega0 > 0:
+        raise InputError(f"--lr and --omega0 must be positive, got {args.lr} and {args.omega0}")
     images = [load_gray(spec, args.size) for spec in image_specs(args.image, args.images, "camera")]
-    config = poisson_config(steps=args.steps, width=args.width, lr=args.lr, seed=args.seed)
+    config = poisson_config(steps=args.steps, width=args.width, lr=args.lr, seed=args.seed, omega0=args.omega0)
     out = make_run_dir(args.out, "poisson_fit")
     announce(f"writing to {out}")
     rows, figure_rows, runs = [], [], []
@@ -72,7 +73,7 @@ def main() -> int:
             figure_rows.append((f"{label} ({mode})", result))
             runs.append({"image": label, "mode": mode, "config": config.to_dict()})
     poisson_figure(out / "figure.png", figure_rows)
-    settings = {"size": args.size, "steps": args.steps, "model": f"SIREN width {args.width}, omega0 30",
+    settings = {"size": args.size, "steps": args.steps, "model": f"SIREN width {args.width}, omega0 {args.omega0:g}",
                 "lr": args.lr, "seed": args.seed}
     markdown = ("# Fitting an image from its gradients or its Laplacian\n\n" + settings_markdown(settings) + "\n"
                 + to_markdown(rows, COLUMNS, {"psnr": "{:.2f}", "final_loss": "{:.2e}", "wall_s": "{:.1f}"}) + "\n")
