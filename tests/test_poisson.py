@@ -100,3 +100,32 @@ def test_script_end_to_end_and_bad_flags(tmp_path):
     code, _, stderr = run_script("poisson_fit.py", "--modes", "curl", "--out", bad)
     assert code == 2 and stderr.strip().count("\n") == 0 and "curl" in stderr
     assert not bad.exists()
+
+
+def test_operator_step_with_identity_equals_the_library_step():
+    from inr_utils.applications.objectives import identity_operator, make_operator_step
+    from inr_utils.losses import LOSSES
+    from inr_utils.optim import build_optimizer
+    from inr_utils.training import make_train_step
+
+    config = P.poisson_config(width=16, depth=1)
+    model, (state, key) = build_model(config.model), init_state(config)
+    coords = jnp.asarray(P.image_grid((4, 4)).reshape(-1, 2))
+    values = jnp.linspace(0, 1, 16, dtype=jnp.float32)[:, None]
+    optimizer = build_optimizer(config)
+    ours, _ = make_operator_step(model.apply, identity_operator, LOSSES.get("mse"), optimizer)(
+        state, (coords, values), key)
+    library, _ = make_train_step(model.apply, LOSSES.get("mse"), optimizer)(state, (coords, values), key)
+    for a, b in zip(jax.tree.leaves(ours.params), jax.tree.leaves(library.params), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_fit_operator_refuses_a_target_of_the_wrong_shape():
+    from inr_utils.applications.objectives import fit_operator, identity_operator
+
+    coords = P.image_grid((4, 4)).reshape(-1, 2)
+    with pytest.raises(InputError, match="shape"):
+        fit_operator(P.poisson_config(steps=2, width=8, depth=1), identity_operator, coords, np.zeros((15, 1)))
+    with pytest.raises(InputError, match="NaN"):
+        fit_operator(P.poisson_config(steps=2, width=8, depth=1), identity_operator, coords,
+                     np.full((16, 1), np.nan))
