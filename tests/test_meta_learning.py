@@ -61,7 +61,7 @@ def test_inner_loop_lowers_the_loss_and_adapts_only_its_leaves(adapt):
     adapted, losses = inner_loop(model.apply, params["inr"], constants, params["inner_lr"], image_coords(SIZE, SIZE),
                                  target, 5, adapt)
     assert losses.shape == (6,)
-    assert float(losses[-1]) < 0.8 * float(losses[0])
+    assert float(losses[-1]) < (0.8 if adapt == "all" else 0.95) * float(losses[0])
     assert np.all(np.diff(np.asarray(losses)) < 0)
     moved = {p for p in adapted_paths(params["inr"], "all")
              if not np.array_equal(_leaf(adapted, p), _leaf(params["inr"], p))}
@@ -78,7 +78,7 @@ def _leaf(tree, path):
 
 def test_meta_gradient_matches_finite_differences():
     """Second-order meta-gradient (through 2 inner steps) along a random direction vs a central difference of the
-    outer loss, in float64."""
+    outer loss (parameters in float64); the first-order gradient misses it."""
     with jax.enable_x64(True):
         meta, model, params, constants = _setup("all")
         params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
@@ -91,13 +91,17 @@ def test_meta_gradient_matches_finite_differences():
         grads = jax.grad(loss)(params)
         leaves, tree = jax.tree.flatten(params)
         keys = jax.random.split(jax.random.key(1), len(leaves))
-        direction = tree.unflatten([jax.random.normal(k, a.shape, jnp.float64) for k, a in zip(keys, leaves)])
+        direction = tree.unflatten([jax.random.normal(k, a.shape, jnp.float64)
+                                    for k, a in zip(keys, leaves, strict=True)])
         eps = 1e-5
         shifted = lambda s: jax.tree.map(lambda a, d: a + s * eps * d, params, direction)  # noqa: E731
         numeric = (loss(shifted(1.0)) - loss(shifted(-1.0))) / (2 * eps)
-        analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(direction)))
+        analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(direction), strict=True))
         assert abs(float(analytic)) > 1e-3
-        np.testing.assert_allclose(float(analytic), float(numeric), rtol=1e-5)
+        np.testing.assert_allclose(float(analytic), float(numeric), rtol=1e-3)  # the INR computes in float32
+        first = jax.grad(lambda p: meta_loss(model.apply, p, constants, coords, images, 2, "all", True)[0])(params)
+        approx = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(first), jax.tree.leaves(direction), strict=True))
+        assert abs(float(approx) - float(numeric)) > 1e-2 * abs(float(numeric))  # second order matters here
 
 
 def test_first_order_gradient_is_its_definition():
@@ -111,10 +115,10 @@ def test_first_order_gradient_is_its_definition():
     for image in images:
         target = image.reshape(-1, 3)
         adapted, _ = inner_loop(model.apply, params["inr"], constants, params["inner_lr"], coords, target, 2, "all")
-        expected.append(jax.grad(lambda p: jnp.mean((model.apply({"params": p, **constants}, coords) - target) ** 2))(
-            adapted))
+        expected.append(jax.grad(
+            lambda p, t=target: jnp.mean((model.apply({"params": p, **constants}, coords) - t) ** 2))(adapted))
     mean = jax.tree.map(lambda a, b: (a + b) / 2, *expected)
-    for got, want in zip(jax.tree.leaves(fo["inr"]), jax.tree.leaves(mean)):
+    for got, want in zip(jax.tree.leaves(fo["inr"]), jax.tree.leaves(mean), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     so = jax.grad(lambda p: meta_loss(model.apply, p, constants, coords, images, 2, "all")[0])(params)
     assert not np.allclose(jax.tree.leaves(so["inr"])[0], jax.tree.leaves(fo["inr"])[0], rtol=1e-3)
@@ -164,8 +168,9 @@ def image_folder(tmp_path_factory) -> Path:
 
 def test_resume_equals_uninterrupted(image_folder, tmp_path):
     meta = MetaConfig(model=TINY_MODEL, adapt="shifts", inner_steps=2, inner_lr=0.3)
-    settings = HyperTrainingSettings(batch_size=4, lr=1e-3, warmup_epochs=0.0, steps=4, jitter=0.0, steps_per_call=2,
-                                     checkpoint_every=0, eval_every=0, val_count=2)
+    # a constant lr (final fraction 1): the schedule's horizon, fixed by the first run's length, plays no part
+    settings = HyperTrainingSettings(batch_size=4, lr=1e-3, warmup_epochs=0.0, steps=4, final_lr_fraction=1.0,
+                                     jitter=0.0, steps_per_call=2, checkpoint_every=0, eval_every=0, val_count=2)
     whole = run_meta_training(meta, str(image_folder), settings, tmp_path / "whole", progress=False)
     half = HyperTrainingSettings.from_dict({**settings.to_dict(), "steps": 2})
     run_meta_training(meta, str(image_folder), half, tmp_path / "split", progress=False)
@@ -174,7 +179,7 @@ def test_resume_equals_uninterrupted(image_folder, tmp_path):
     a, _, step_a = restore_params(tmp_path / "whole" / "checkpoints", with_step=True)
     b, _, step_b = restore_params(tmp_path / "split" / "checkpoints", with_step=True)
     assert step_a == step_b == 4
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
     assert whole["psnr_at"] == resumed["psnr_at"]
     history = (tmp_path / "split" / "history.csv").read_text().splitlines()
