@@ -9,6 +9,8 @@
 - ``training_run``: a training run and its folder (``experiments/train_hypernetwork.py``).
 - ``evaluation``: encode, render and score hypernetworks; ``runs``: a run folder read back and evaluated
   (``experiments/evaluate_hypernetwork.py``); ``figures``: its figures.
+- ``meta_learning``: meta-learned INR initialisation (MAML / functa shift modulations, Meta-SGD inner rates, the
+  outer step, adaptation curves); ``meta_run``: a meta-learning run and its folder (``experiments/meta_learn.py``).
 
 Words: a *datapoint* is one signal (e.g. one CIFAR-10 image); a *hypernetwork* maps a datapoint to the
 parameters of an INR (a plain pytree shaped like ``model_components`` INR params) that represents it.
