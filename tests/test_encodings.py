@@ -47,10 +47,10 @@ def test_nerf_known_values():
     expected = np.array([0.5, 0.25,
                          1.0, 0.0, 0.0, h, 1.0, 0.0,
                          0.0, -1.0, 1.0, h, 0.0, -1.0], dtype=np.float32)
-    out, _ = _apply(PositionalEncoding(num_frequencies=3), jnp.array([[0.5, 0.25]], jnp.float32))
+    out, _ = _apply(PositionalEncoding(num_frequencies=3, pi=True), jnp.array([[0.5, 0.25]], jnp.float32))
     np.testing.assert_allclose(np.asarray(out[0]), expected, atol=1e-6)
 
-    out_no_input, _ = _apply(PositionalEncoding(num_frequencies=3, include_input=False),
+    out_no_input, _ = _apply(PositionalEncoding(num_frequencies=3, include_input=False, pi=True),
                              jnp.array([[0.5, 0.25]], jnp.float32))
     np.testing.assert_allclose(np.asarray(out_no_input[0]), expected[2:], atol=1e-6)
 
@@ -60,7 +60,7 @@ def test_nerf_random_values_against_numpy():
     coords = rng.uniform(-1, 1, size=(7, 2)).astype(np.float32)
     num_frequencies = 5
     out, _ = _apply(PositionalEncoding(num_frequencies=num_frequencies), jnp.asarray(coords))
-    freqs = 2.0 ** np.arange(num_frequencies) * np.pi
+    freqs = 2.0 ** np.arange(num_frequencies)  # the NeRF code's 2^k (no pi), our default
     angles = (coords.astype(np.float64)[:, :, None] * freqs).reshape(7, -1)
     expected = np.concatenate([coords, np.sin(angles), np.cos(angles)], axis=-1)
     np.testing.assert_allclose(np.asarray(out), expected, atol=2e-5)
@@ -135,7 +135,7 @@ def test_fourier_values_are_cos_sin_of_2pi_vB(include_input):
     enc = GaussianFourierFeatures(num_features=10, scale=3.0, include_input=include_input)
     out, variables = _apply(enc, jnp.asarray(coords))
     b = np.asarray(variables["constants"]["B"], np.float64)
-    angles = 2 * np.pi * coords.astype(np.float64) @ b
+    angles = 2 * np.pi * (coords.astype(np.float64) + 1.0) / 2.0 @ b  # v = (x + 1) / 2, the paper's [0, 1)
     expected = np.concatenate([np.cos(angles), np.sin(angles)], axis=-1)
     if include_input:
         expected = np.concatenate([coords, expected], axis=-1)
