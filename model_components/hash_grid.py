@@ -239,8 +239,9 @@ class HashGridEncoding(nn.Module):
     literally). Without the offset the vertices of level N_l sit on the pixel centres' half-grid of an
     N_l-pixel image: on a 256-pixel image with N_max = 256 every pixel centre weights its 4 finest corners
     exactly 1/4 each (the finest level only learns their mean), and at 128 pixels every centre sits on a vertex
-    (README "Conventions", item 6, has the measured effect). Each vertex v owns a row of the level's table: ``sum_i v_i (N_l + 1)^i``
-    when all (N_l + 1)^d vertices fit in T = 2^log2_table_size rows (collision-free), else the spatial hash
+    (README "Conventions", item 6, has the measured effect). Each vertex v owns a row of the level's table:
+    ``sum_i v_i (N_l + 1)^i`` when all (N_l + 1)^d vertices fit in T = 2^log2_table_size rows
+    (collision-free), else the spatial hash
     ``(v_1 * 1 xor v_2 * 2654435761 xor v_3 * 805459861) mod T``. The level's feature at x is the bilinear
     (d = 2) or trilinear (d = 3) interpolation of the F-vectors of the corners of x's cell, and the encoding
     is the concatenation over levels (level-major: the F features of level 0 first).
