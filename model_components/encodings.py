@@ -94,8 +94,11 @@ class GaussianFourierFeatures(nn.Module):
 
     with v = (x + 1) / 2 in [0, 1]^d the paper's coordinates, x in [-1, 1]^d ours (README "Conventions",
     item 2): sigma is in cycles per unit of [0, 1), i.e. per image side, so a sigma here means what it means
-    in the paper's tables and code (which sample v on [0, 1)), whatever the resolution.
-    (Before this convention sigma multiplied x in [-1, 1], so the old ``scale=10`` is ``scale=20`` now.)
+    in the paper's tables and code (which sample v on [0, 1)), whatever the resolution. The stored matrix is
+    per unit of x: ``B_x = B / 2 ~ N(0, (sigma / 2)^2)`` and the features ``[cos(2 pi B_x x), sin(...)]``, i.e.
+    ``2 pi B (v - 1/2)``: the paper's features centred on the image (each (cos, sin) pair rotated by a fixed
+    angle, which the next linear layer absorbs). A network saved before this convention (sigma per unit of
+    x, stored B unchanged) is the same network at twice its old ``scale``.
 
     B is drawn once at init and stored in the ``"constants"`` collection, so optimizers never update it
     (it is not in ``"params"``) while it still travels with the model's variables for saving and vmapping.
@@ -128,11 +131,10 @@ class GaussianFourierFeatures(nn.Module):
             "constants",
             "B",
             lambda: gaussian_fourier_matrix(
-                self.make_rng("params"), (coords.shape[-1], self.num_features), self.scale
-            ),
+                self.make_rng("params"), (coords.shape[-1], self.num_features), 0.5 * self.scale
+            ),  # sigma per unit of v = (x + 1) / 2 is sigma / 2 per unit of x
         ).value  # (d, m)
-        unit = (coords + 1.0) * 0.5  # (..., d) in [0, 1]: the paper's coordinates
-        angles = 2.0 * math.pi * (unit @ matrix.astype(coords.dtype))  # (..., m)
+        angles = 2.0 * math.pi * (coords @ matrix.astype(coords.dtype))  # (..., m)
         parts = [jnp.cos(angles), jnp.sin(angles)]
         if self.include_input:
             parts.insert(0, coords)
@@ -151,8 +153,8 @@ class MultiScaleFourierFeatures(nn.Module):
         gamma_i(v) = [cos(2 pi B_i v), sin(2 pi B_i v)],  B_i in R^{m x d},  (B_i)_jk ~ N(0, sigma_i^2),
 
     with v = (x + 1) / 2 in [0, 1]^d (the convention of :class:`GaussianFourierFeatures`: sigma_i in cycles per
-    unit of [0, 1), the papers' unit domain), for scales sigma_1 .. sigma_S. In the paper every gamma_i goes
-    through the same MLP (shared weights) and the S branch outputs meet at the last layer; an encoding can
+    unit of [0, 1), the papers' unit domain; stored per unit of x, with std sigma_i / 2), for scales
+    sigma_1 .. sigma_S. In the paper every gamma_i goes through the same MLP (shared weights) and the S branch outputs meet at the last layer; an encoding can
     only shape the first layer's input, so it offers:
 
       * ``combine="concat"`` (default): ``[gamma_1(v), ..., gamma_S(v)]``. The first layer then has its own
@@ -205,10 +207,9 @@ class MultiScaleFourierFeatures(nn.Module):
         sigma = jnp.asarray(tuple(self.scales), jnp.float32)  # (S,)
         shape = (len(self.scales), coords.shape[-1], self.num_features)
         matrices = self.variable(
-            "constants", "B", lambda: sigma[:, None, None] * jax.random.normal(self.make_rng("params"), shape)
+            "constants", "B", lambda: 0.5 * sigma[:, None, None] * jax.random.normal(self.make_rng("params"), shape)
         ).value  # (S, d, m)
-        unit = (coords + 1.0) * 0.5  # (..., d) in [0, 1]
-        angles = 2.0 * math.pi * jnp.einsum("...d,sdm->...sm", unit, matrices.astype(coords.dtype))  # (..., S, m)
+        angles = 2.0 * math.pi * jnp.einsum("...d,sdm->...sm", coords, matrices.astype(coords.dtype))  # (..., S, m)
         bands = jnp.concatenate([jnp.cos(angles), jnp.sin(angles)], axis=-1)  # (..., S, 2m)
         if self.combine == "sum":
             features = jnp.sum(bands, axis=-2)

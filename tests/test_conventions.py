@@ -41,26 +41,29 @@ def test_nerf_default_frequencies_are_powers_of_two():
 
 
 def test_fourier_sigma_is_in_the_papers_unit():
-    """Item 2: gamma = [cos(2 pi B v), sin(2 pi B v)] with v = (x + 1) / 2 in [0, 1] (Tancik et al.'s
-    coordinates), so B = 3 gives 3 cycles per image side. Hand values: x = 0 is v = 0.5, 2 pi 3 0.5 = 3 pi."""
-    b = jnp.asarray([[3.0], [0.0]])  # (d, m): 3 cycles along x
+    """Item 2: gamma = [cos(2 pi B (v - 1/2)), sin(...)] with v = (x + 1) / 2 in [0, 1] (Tancik et al.'s
+    coordinates, centred), B ~ N(0, sigma^2) stored per unit of x as B / 2. B = 3 (3 cycles per image side) is
+    stored 1.5. Hand values: x = 0.5 is v = 0.75, 2 pi 3 (0.75 - 0.5) = 1.5 pi; x = -1 is v = 0: -3 pi."""
+    b = jnp.asarray([[1.5], [0.0]])  # (d, m): 3 cycles per image side along x
     enc = GaussianFourierFeatures(num_features=1, scale=1.0)
-    x = jnp.asarray([[0.0, 0.4], [-1.0, 0.0], [-0.5, 0.0]], jnp.float32)  # v_x = 0.5, 0, 0.25
+    x = jnp.asarray([[0.5, 0.4], [-1.0, 0.0], [0.0, 0.7]], jnp.float32)
     out = np.asarray(enc.apply({"constants": {"B": b}}, x))
-    expected = np.array([[math.cos(3 * math.pi), math.sin(3 * math.pi)], [1.0, 0.0],
-                         [math.cos(1.5 * math.pi), math.sin(1.5 * math.pi)]])
+    expected = np.array([[math.cos(1.5 * math.pi), math.sin(1.5 * math.pi)],
+                         [math.cos(-3 * math.pi), math.sin(-3 * math.pi)], [1.0, 0.0]])
     np.testing.assert_allclose(out, expected, atol=1e-5)
     # one period of a B = 1 feature spans the whole image (x from -1 to 1), as on the paper's [0, 1)
-    one = np.asarray(enc.apply({"constants": {"B": jnp.asarray([[1.0], [0.0]])}},
+    one = np.asarray(enc.apply({"constants": {"B": jnp.asarray([[0.5], [0.0]])}},
                                jnp.asarray([[-1.0, 0.0], [1.0, 0.0]], jnp.float32)))
     np.testing.assert_allclose(one[0], one[1], atol=1e-5)
+    drawn = GaussianFourierFeatures(num_features=20000, scale=10.0).init(jax.random.key(0), jnp.zeros((1, 2)))
+    assert abs(float(np.std(drawn["constants"]["B"])) / 5.0 - 1.0) < 0.03  # sigma 10 per side = 5 per unit of x
 
 
 def test_multiscale_fourier_uses_the_same_unit():
-    b = jnp.asarray([[[2.0], [0.0]]])  # (S=1, d, m)
+    b = jnp.asarray([[[1.0], [0.0]]])  # (S=1, d, m): sigma-unit value 2
     enc = MultiScaleFourierFeatures(num_features=1, scales=(1.0,))
     out = np.asarray(enc.apply({"constants": {"B": b}}, jnp.asarray([[-0.5, 0.0]], jnp.float32)))
-    np.testing.assert_allclose(out[0], [math.cos(math.pi), math.sin(math.pi)], atol=1e-5)  # v = 0.25
+    np.testing.assert_allclose(out[0], [math.cos(-math.pi), math.sin(-math.pi)], atol=1e-5)  # v - 1/2 = -0.25
 
 
 def test_finer_first_bias_defaults_to_pytorch_bound():

@@ -40,7 +40,7 @@ def test_multiscale_matrices_are_constants_with_their_scales():
     matrices = np.asarray(variables["constants"]["B"])
     assert matrices.shape == (3, 2, 4000)
     for i, sigma in enumerate(scales):
-        assert np.std(matrices[i]) == pytest.approx(sigma, rel=0.05)  # 8000 draws: ~1% standard error
+        assert np.std(matrices[i]) == pytest.approx(sigma / 2, rel=0.05)  # per unit of x; 8000 draws: ~1% error
     # not trained: a model's gradient has no entry for them
     model = build_model(model_config("ffn", encoding="multiscale_fourier", width=16, depth=0, num_features=8))
     v = model.init(jax.random.key(0), jnp.zeros((1, 2)))
@@ -50,15 +50,14 @@ def test_multiscale_matrices_are_constants_with_their_scales():
 
 
 def test_multiscale_known_values():
-    """B_1 = [[0.5], [0]] (sigma 1 slot), B_2 = [[0], [0.25]]: at x = (0, 1), i.e. v = (x + 1) / 2 = (0.5, 1),
-    2 pi B^T v = pi/2 and pi/2."""
+    """B_1 = [[0.5], [0]] (sigma 1 slot), B_2 = [[0], [0.25]]: at x = (0.5, 1), 2 pi B^T x = pi/2 and pi/2."""
     enc = MultiScaleFourierFeatures(num_features=1, scales=(1.0, 2.0))
     matrices = jnp.array([[[0.5], [0.0]], [[0.0], [0.25]]])
-    x = jnp.array([[0.0, 1.0]])
+    x = jnp.array([[0.5, 1.0]])
     concat = enc.apply({"constants": {"B": matrices}}, x)[0]
     np.testing.assert_allclose(np.asarray(concat), [math.cos(math.pi / 2), 1.0, math.cos(math.pi / 2), 1.0],
                                atol=1e-6)
-    x = jnp.array([[-0.5, 1.0]])  # v = (0.25, 1): angles pi/4 and pi/2
+    x = jnp.array([[0.25, 1.0]])  # angles pi/4 and pi/2
     summed = MultiScaleFourierFeatures(num_features=1, scales=(1.0, 2.0), combine="sum").apply(
         {"constants": {"B": matrices}}, x)[0]
     h = math.sqrt(0.5)
