@@ -154,8 +154,8 @@ class MultiScaleFourierFeatures(nn.Module):
 
     with v = (x + 1) / 2 in [0, 1]^d (the convention of :class:`GaussianFourierFeatures`: sigma_i in cycles per
     unit of [0, 1), the papers' unit domain; stored per unit of x, with std sigma_i / 2), for scales
-    sigma_1 .. sigma_S. In the paper every gamma_i goes through the same MLP (shared weights) and the S branch outputs meet at the last layer; an encoding can
-    only shape the first layer's input, so it offers:
+    sigma_1 .. sigma_S. In the paper every gamma_i goes through the same MLP (shared weights) and the S branch
+    outputs meet at the last layer; an encoding can only shape the first layer's input, so it offers:
 
       * ``combine="concat"`` (default): ``[gamma_1(v), ..., gamma_S(v)]``. The first layer then has its own
         weights per scale and sums their contributions: ``W [gamma_1; ...; gamma_S] = sum_i W_i gamma_i``, the
