@@ -277,7 +277,7 @@ class HoscLayer(ZooLayer):
     authors' later form ``tanh(beta sin(omega0 x))``) and W follows SIREN's init for it
     (:func:`initializers.siren_first_layer_init`, :func:`initializers.siren_hidden_init`), b the PyTorch
     default; the head uses SIREN's hidden init. A large beta makes the activation close to a square wave,
-    which keeps sharp edges sharp.
+    which keeps sharp edges sharp. beta = 8 is the value public HOSC implementations default to.
 
     Attributes (besides :class:`ZooLayer`'s):
       beta: sharpness of the saturated sine.
@@ -323,6 +323,9 @@ class SincLayer(ZooLayer):
     """Sinc-activated layer (Saratchandran et al. 2024, "A sampling theory perspective on activations for
     implicit neural representations"): ``sinc(omega z) = sin(omega z) / (omega z)`` (1 at 0) with
     ``z = x W + b``.
+
+    Convention (README "Conventions", item 8): sampling theory's sinc is the normalised ``sin(pi u) / (pi u)``;
+    ours is ``sin(u) / u``, the same function at ``omega = pi w`` for a bandwidth w (so omega = 30 is w = 9.55).
 
     W, b and the head use PyTorch's default U(-1/sqrt(n), 1/sqrt(n)), like the Gaussian-type layers of the
     same group's "beyond periodicity" work. (SIREN's init with omega in place of omega0 fitted far worse in
