@@ -28,20 +28,32 @@ class IdentityEncoding(nn.Module):
 class PositionalEncoding(nn.Module):
     """NeRF positional encoding (Mildenhall et al. 2020, "NeRF", Eq. 4).
 
-        gamma(p) = [p, sin(2^0 pi p), ..., sin(2^(L-1) pi p), cos(2^0 pi p), ..., cos(2^(L-1) pi p)]
+        gamma(p) = [p, sin(2^0 c p), ..., sin(2^(L-1) c p), cos(2^0 c p), ..., cos(2^(L-1) c p)]
 
-    applied to each coordinate. Output layout: ``[p (if include_input), sin block, cos block]`` where each
-    block is ordered coordinate-major (all L frequencies of coordinate 0, then of coordinate 1, ...).
+    applied to each coordinate, with c = 1 (``pi=False``) or c = pi (``pi=True``, the paper's Eq. 4).
+    Output layout: ``[p (if include_input), sin block, cos block]`` where each block is ordered
+    coordinate-major (all L frequencies of coordinate 0, then of coordinate 1, ...).
+
+    Convention (README "Conventions", item 1): the paper writes 2^k pi, but the NeRF code (and FINER's PE
+    baseline) multiply by 2^k only. On our pixel-centre grid over [-1, 1] (pixel pitch 2/N), 2^k pi with L = 10
+    on a 256-pixel image puts octaves 8 and 9 on multiples of pi at every pixel centre (sines 0, cosines +-1)
+    and octave 7 at Nyquist (sine +-1 alternating, cosine 0): 5 of each coordinate's 20 channels are constant
+    in training and only add unconstrained high frequencies between the pixels. With c = 1 the angles at
+    pixel centres, 2^k (2j + 1 - N) / N rad, are rational, never multiples of pi (except 0 at one centre), so
+    no channel is constant on any grid; the highest octave of L = 10 is 512 rad per unit (a period of 1.6
+    pixels at 256). ``benchmarks/results/conventions.json`` has the measured effect.
 
     Attributes:
       num_frequencies: L, the number of octaves; L = 0 means raw coordinates (include_input is then forced).
       include_input: whether p itself is prepended.
+      pi: multiply the octaves 2^k by pi (the paper's Eq. 4) instead of 1 (the NeRF code).
 
     Shapes: ``(..., d) -> (..., d * 2L + d * include_input)``; L=10 on 2-D input with the input gives 42.
     """
 
     num_frequencies: int = 10
     include_input: bool = True
+    pi: bool = False
 
     @staticmethod
     def check_options(options: dict) -> None:
@@ -59,7 +71,9 @@ class PositionalEncoding(nn.Module):
             raise ValueError(f"num_frequencies must be >= 0, got {self.num_frequencies}")
         if self.num_frequencies == 0:
             return coords
-        freqs = (2.0 ** jnp.arange(self.num_frequencies, dtype=coords.dtype)) * jnp.pi  # (L,)
+        freqs = 2.0 ** jnp.arange(self.num_frequencies, dtype=coords.dtype)  # (L,)
+        if self.pi:
+            freqs = freqs * jnp.pi
         angles = (coords[..., :, None] * freqs).reshape(*coords.shape[:-1], -1)  # (..., d*L)
         parts = [jnp.sin(angles), jnp.cos(angles)]
         if self.include_input:
@@ -76,15 +90,22 @@ class GaussianFourierFeatures(nn.Module):
     """Random Fourier features (Tancik et al. 2020, "Fourier Features Let Networks Learn High Frequency
     Functions in Low Dimensional Domains", Sec. 5):
 
-        gamma(v) = [cos(2 pi B v), sin(2 pi B v)],  B in R^{m x d}, B_ij ~ N(0, sigma^2)
+        gamma(v) = [cos(2 pi B v), sin(2 pi B v)],  B in R^{m x d}, B_ij ~ N(0, sigma^2),
+
+    with v = (x + 1) / 2 in [0, 1]^d the paper's coordinates, x in [-1, 1]^d ours (README "Conventions",
+    item 2): sigma is in cycles per unit of [0, 1), i.e. per image side, so a sigma here means what it means
+    in the paper's tables and code (which sample v on [0, 1)), whatever the resolution. The stored matrix is
+    per unit of x: ``B_x = B / 2 ~ N(0, (sigma / 2)^2)`` and the features ``[cos(2 pi B_x x), sin(...)]``, i.e.
+    ``2 pi B (v - 1/2)``: the paper's features centred on the image (each (cos, sin) pair rotated by a fixed
+    angle, which the next linear layer absorbs). A network saved before this convention (sigma per unit of
+    x, stored B unchanged) is the same network at twice its old ``scale``.
 
     B is drawn once at init and stored in the ``"constants"`` collection, so optimizers never update it
     (it is not in ``"params"``) while it still travels with the model's variables for saving and vmapping.
 
     Attributes:
       num_features: m, the number of random frequencies (output has 2m features).
-      scale: sigma, standard deviation of the frequencies in cycles per unit of the coordinate domain;
-        with coordinates in [-1, 1], sigma ~ 10 suits 256 px images.
+      scale: sigma, standard deviation of the frequencies in cycles per image side (per unit of v in [0, 1)).
       include_input: whether v itself is prepended.
 
     Shapes: ``(..., d) -> (..., 2m + d * include_input)``.
@@ -110,8 +131,8 @@ class GaussianFourierFeatures(nn.Module):
             "constants",
             "B",
             lambda: gaussian_fourier_matrix(
-                self.make_rng("params"), (coords.shape[-1], self.num_features), self.scale
-            ),
+                self.make_rng("params"), (coords.shape[-1], self.num_features), 0.5 * self.scale
+            ),  # sigma per unit of v = (x + 1) / 2 is sigma / 2 per unit of x
         ).value  # (d, m)
         angles = 2.0 * math.pi * (coords @ matrix.astype(coords.dtype))  # (..., m)
         parts = [jnp.cos(angles), jnp.sin(angles)]
@@ -131,8 +152,10 @@ class MultiScaleFourierFeatures(nn.Module):
 
         gamma_i(v) = [cos(2 pi B_i v), sin(2 pi B_i v)],  B_i in R^{m x d},  (B_i)_jk ~ N(0, sigma_i^2),
 
-    for scales sigma_1 .. sigma_S. In the paper every gamma_i goes through the same MLP (shared weights) and the
-    S branch outputs meet at the last layer; an encoding can only shape the first layer's input, so it offers:
+    with v = (x + 1) / 2 in [0, 1]^d (the convention of :class:`GaussianFourierFeatures`: sigma_i in cycles per
+    unit of [0, 1), the papers' unit domain; stored per unit of x, with std sigma_i / 2), for scales
+    sigma_1 .. sigma_S. In the paper every gamma_i goes through the same MLP (shared weights) and the S branch
+    outputs meet at the last layer; an encoding can only shape the first layer's input, so it offers:
 
       * ``combine="concat"`` (default): ``[gamma_1(v), ..., gamma_S(v)]``. The first layer then has its own
         weights per scale and sums their contributions: ``W [gamma_1; ...; gamma_S] = sum_i W_i gamma_i``, the
@@ -146,8 +169,8 @@ class MultiScaleFourierFeatures(nn.Module):
 
     Attributes:
       num_features: m, random frequencies per scale.
-      scales: sigma_i, the standard deviations in cycles per unit of the coordinate domain ([-1, 1]), e.g.
-        ``(1.0, 10.0)``; a list or tuple of positive numbers.
+      scales: sigma_i, the standard deviations in cycles per side of the domain (per unit of v in [0, 1)),
+        e.g. ``(1.0, 10.0)``; a list or tuple of positive numbers.
       combine: ``"concat"`` or ``"sum"``, see above.
       include_input: whether v itself is prepended.
 
@@ -184,7 +207,7 @@ class MultiScaleFourierFeatures(nn.Module):
         sigma = jnp.asarray(tuple(self.scales), jnp.float32)  # (S,)
         shape = (len(self.scales), coords.shape[-1], self.num_features)
         matrices = self.variable(
-            "constants", "B", lambda: sigma[:, None, None] * jax.random.normal(self.make_rng("params"), shape)
+            "constants", "B", lambda: 0.5 * sigma[:, None, None] * jax.random.normal(self.make_rng("params"), shape)
         ).value  # (S, d, m)
         angles = 2.0 * math.pi * jnp.einsum("...d,sdm->...sm", coords, matrices.astype(coords.dtype))  # (..., S, m)
         bands = jnp.concatenate([jnp.cos(angles), jnp.sin(angles)], axis=-1)  # (..., S, 2m)

@@ -110,11 +110,15 @@ def corner_offsets(in_dim: int) -> np.ndarray:
     return np.array([[(c >> i) & 1 for i in range(in_dim)] for c in range(1 << in_dim)], dtype=np.int32)
 
 
-def hash_grid_lookup(coords01: jax.Array, layout: GridLayout) -> tuple[jax.Array, jax.Array]:
+def hash_grid_lookup(coords01: jax.Array, layout: GridLayout,
+                     half_cell_offset: bool = False) -> tuple[jax.Array, jax.Array]:
     """Flat-table rows and interpolation weights of the 2^d cell corners of every point on every level.
 
-    Position on level l: ``p = x * N_l`` with x in [0, 1]; the cell is ``floor(p)`` clamped to [0, N_l - 1]
-    (so x = 1 lies in the last cell) and the local coordinate is ``t = p - cell`` in [0, 1]. Corner
+    Position on level l: ``p = x * N_l`` with x in [0, 1], or, with ``half_cell_offset``, tiny-cuda-nn's
+    ``p = x * (N_l - 1) + 0.5`` (vertex v then sits at x = (v - 0.5) / (N_l - 1), so the vertices of a level
+    are not on the pixel centres of an N_l-pixel image and rarely coincide with another level's); the cell
+    is ``floor(p)`` clamped to [0, N_l - 1] (so x = 1 lies in the last cell; both ways use vertices
+    0 .. N_l) and the local coordinate is ``t = p - cell`` in [0, 1]. Corner
     c in {0, 1}^d gets weight ``prod_i (t_i if c_i else 1 - t_i)`` (bi-/trilinear interpolation; the weights
     are differentiable in x). Its row is ``offsets[l] + index`` with the dense index
     ``sum_i v_i (N_l + 1)^i`` or the spatial hash of the vertex ``v = cell + c``.
@@ -122,6 +126,7 @@ def hash_grid_lookup(coords01: jax.Array, layout: GridLayout) -> tuple[jax.Array
     Args:
       coords01: ``(..., d)`` float coordinates in [0, 1]; points outside are clamped onto the boundary.
       layout: from :func:`grid_layout`; ``layout.in_dim`` must equal d.
+      half_cell_offset: tiny-cuda-nn's scale N_l - 1 and +0.5 offset (see above).
 
     Returns:
       ``(rows, weights)``: ``(..., L, 2^d)`` int32 rows of the flat table and ``(..., L, 2^d)`` float weights
@@ -133,7 +138,10 @@ def hash_grid_lookup(coords01: jax.Array, layout: GridLayout) -> tuple[jax.Array
     dtype = jnp.promote_types(coords01.dtype, jnp.float32)  # float64 coordinates stay float64
     res = jnp.asarray(layout.resolutions, dtype)  # (L,)
     x = jnp.clip(coords01.astype(dtype), 0.0, 1.0)
-    pos = x[..., None, :] * res[:, None]  # (..., L, d)
+    if half_cell_offset:
+        pos = x[..., None, :] * (res - 1.0)[:, None] + 0.5  # (..., L, d), in [0.5, N_l - 0.5]
+    else:
+        pos = x[..., None, :] * res[:, None]  # (..., L, d)
     cell = jnp.clip(jnp.floor(pos), 0.0, (res - 1.0)[:, None])  # (..., L, d)
     local = pos - cell  # (..., L, d), in [0, 1]
     corners = corner_offsets(d)  # (C, d)
@@ -226,8 +234,14 @@ class HashGridEncoding(nn.Module):
 
         N_l = floor(N_min * b^l),   b = exp((ln N_max - ln N_min) / (L - 1)),
 
-    i.e. N_l + 1 vertices per axis. Each vertex v owns a row of the level's table: ``sum_i v_i (N_l + 1)^i``
-    when all (N_l + 1)^d vertices fit in T = 2^log2_table_size rows (collision-free), else the spatial hash
+    i.e. N_l + 1 vertices per axis, and a point's position on it is ``x (N_l - 1) + 0.5`` (tiny-cuda-nn's
+    scale and half-cell offset, ``half_cell_offset=True``, the default) or ``x N_l`` (the paper's Eq. 2 read
+    literally). Without the offset the vertices of level N_l sit on the pixel centres' half-grid of an
+    N_l-pixel image: on a 256-pixel image with N_max = 256 every pixel centre weights its 4 finest corners
+    exactly 1/4 each (the finest level only learns their mean), and at 128 pixels every centre sits on a vertex
+    (README "Conventions", item 6, has the measured effect). Each vertex v owns a row of the level's table:
+    ``sum_i v_i (N_l + 1)^i`` when all (N_l + 1)^d vertices fit in T = 2^log2_table_size rows
+    (collision-free), else the spatial hash
     ``(v_1 * 1 xor v_2 * 2654435761 xor v_3 * 805459861) mod T``. The level's feature at x is the bilinear
     (d = 2) or trilinear (d = 3) interpolation of the F-vectors of the corners of x's cell, and the encoding
     is the concatenation over levels (level-major: the F features of level 0 first).
@@ -249,6 +263,7 @@ class HashGridEncoding(nn.Module):
       base_resolution: N_min, cells per axis of the coarsest level.
       max_resolution: N_max, cells per axis of the finest level (>= N_min).
       init_scale: half-width of the uniform initialisation of the table.
+      half_cell_offset: tiny-cuda-nn's position ``x (N_l - 1) + 0.5`` instead of ``x N_l``.
 
     Shapes: ``(..., d) -> (..., L * F)`` float32, d in {2, 3}.
     """
@@ -259,6 +274,7 @@ class HashGridEncoding(nn.Module):
     base_resolution: int = 16
     max_resolution: int = 256
     init_scale: float = 1e-4
+    half_cell_offset: bool = True
 
     @staticmethod
     def check_options(options: dict) -> None:
@@ -297,7 +313,7 @@ class HashGridEncoding(nn.Module):
         if self.is_initializing():  # the output's values are not needed; skip tracing/compiling the lookup
             return jnp.zeros((*coords.shape[:-1], self.output_dim(coords.shape[-1])), jnp.float32)
         coords01 = (coords.astype(jnp.promote_types(coords.dtype, jnp.float32)) + 1.0) * 0.5
-        rows, weights = hash_grid_lookup(coords01, layout)  # (..., L, C) each
+        rows, weights = hash_grid_lookup(coords01, layout, self.half_cell_offset)  # (..., L, C) each
         out = interpolate_rows(table, rows, weights)  # (..., L, F)
         return out.reshape(*coords.shape[:-1], layout.num_levels * self.features_per_level)
 

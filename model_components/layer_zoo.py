@@ -174,7 +174,9 @@ class GaussLayer(ZooLayer):
 
     Attributes (besides :class:`ZooLayer`'s):
       sigma: width of the Gaussian (the paper's ``a``); smaller is more local, i.e. higher frequencies.
-        0.05 fits images best among the values we tried for coordinates in [-1, 1].
+        0.05 fits images best among the values we tried for coordinates in [-1, 1]. The Gauss baselines of
+        the WIRE and FINER code write ``exp(-(s z)^2)``: s = 1 / (sigma sqrt(2)), so 0.05 is s = 14.1 (they
+        use s = 10 to 30; README "Conventions", item 8).
       learnable: train sigma with the weights (one scalar per layer).
 
     Shapes: ``(..., fan_in) -> (..., features)`` float32, values in (0, 1].

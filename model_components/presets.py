@@ -21,8 +21,10 @@ MODEL_PRESETS: Registry[dict[str, Any]] = Registry("model", {
     # Positional encoding + ReLU MLP, the classic tutorial INR (Mildenhall et al. 2020; Tancik et al. 2020).
     "relu_pe": dict(encoding="nerf", encoding_options={"num_frequencies": 10}, layer="dense",
                     layer_options={"activation": "relu"}, width=256, depth=4, output_activation="sigmoid"),
-    # Gaussian Fourier feature network (Tancik et al. 2020): random Fourier features + ReLU MLP.
-    "ffn": dict(encoding="fourier", encoding_options={"num_features": 256, "scale": 10.0}, layer="dense",
+    # Gaussian Fourier feature network (Tancik et al. 2020): random Fourier features + ReLU MLP. sigma is in the
+    # paper's unit (cycles per image side, encodings.GaussianFourierFeatures); 20 is what the preset always used
+    # (it was written 10 per unit of [-1, 1] before the convention changed; README "Conventions", item 2).
+    "ffn": dict(encoding="fourier", encoding_options={"num_features": 256, "scale": 20.0}, layer="dense",
                 layer_options={"activation": "relu"}, width=256, depth=3, output_activation="sigmoid"),
     # SIREN (Sitzmann et al. 2020): raw coordinates, sine layers, linear output centred on mid-grey. float32:
     # omega0 = 30 scales the rounding error of bfloat16 products to ~0.1 rad of phase.

@@ -10,6 +10,7 @@ Shapes: every layer maps ``(..., fan_in) -> (..., features)``; float32 out, exce
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from model_components import initializers
-from model_components.layer_zoo import ZooLayer, cos_of, sin_of
+from model_components.layer_zoo import ZooLayer, _check_number, cos_of, sin_of
 from model_components.layers import FanInInit, Linear, mixed_precision_matmul
 
 # ----------------------------------------------------------------------------------------------- activations
@@ -146,8 +147,9 @@ class WireLayer(ZooLayer):
 
     Attributes (besides :class:`ZooLayer`'s):
       features: output width (complex features).
-      omega0: frequency of the wavelet's carrier (20 in the reference code, first and later layers).
-      s0: inverse width of its Gaussian envelope (10 in the reference code).
+      omega0: frequency of the wavelet's carrier (20, WIRE's suggestion for image representation).
+      s0: inverse width of its Gaussian envelope: 30, WIRE's suggestion for images (README "Conventions",
+        item 5: FINER's WIRE baseline uses 10, which fitted far worse in our check).
       learnable: train omega0 and s0 with the weights (one scalar each per layer).
       is_first: real weights on real inputs (the coordinates).
       fast: use :func:`fast_math.fast_sin` / ``fast_cos`` instead of ``jnp.sin`` / ``jnp.cos``.
@@ -156,7 +158,7 @@ class WireLayer(ZooLayer):
     """
 
     omega0: float = 20.0
-    s0: float = 10.0
+    s0: float = 30.0
     fast: bool = True
 
     LAYER_NAME = "wire"
@@ -178,15 +180,17 @@ class WireLayer(ZooLayer):
 
 class RealWireLayer(ZooLayer):
     """Real Gabor wavelet layer (Saragadam et al. 2023, "WIRE: Wavelet Implicit Neural Representations"):
-    ``cos(omega0 z) exp(-(s0 z)^2)`` with ``z = x W + b`` real.
+    ``cos(omega0 z) exp(-(s0 z)^2)`` with ``z = x W + b`` real, or, with ``two_maps=True``, the WIRE reference
+    code's ``RealGaborLayer``: ``cos(omega0 (x W_f + b_f)) exp(-(s0 (x W_s + b_s))^2)``, the carrier and the
+    envelope fed by two separate linear maps (twice the parameters of a layer).
 
-    W and b: PyTorch default U(-1/sqrt(n), 1/sqrt(n)), as is the head. (The WIRE reference code's real
-    variant feeds the cosine and the envelope from two separate linear maps; this layer uses the one
-    pre-activation of the formula.)
+    W and b: PyTorch default U(-1/sqrt(n), 1/sqrt(n)), as is the head. The default keeps the one
+    pre-activation of the paper's formula (README "Conventions", item 5, has the measured difference).
 
     Attributes (besides :class:`ZooLayer`'s):
       omega0: frequency of the carrier.
       s0: inverse width of the Gaussian envelope.
+      two_maps: separate linear maps for the carrier and the envelope, as in the reference code.
       learnable: train omega0 and s0 with the weights.
       fast: use :func:`fast_math.fast_cos` instead of ``jnp.cos``.
 
@@ -195,12 +199,21 @@ class RealWireLayer(ZooLayer):
 
     omega0: float = 20.0
     s0: float = 10.0
+    two_maps: bool = False
     fast: bool = True
 
     LAYER_NAME = "wire_real"
     HYPERPARAMETERS = ("omega0", "s0")
     POSITIVE = ("omega0", "s0")
-    ACTIVATION = staticmethod(real_gabor_wavelet)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        omega0, s0 = self._hp("omega0"), self._hp("s0")
+        if not self.two_maps:
+            return real_gabor_wavelet(Linear(self.features, dtype=self.dtype)(x), omega0, s0, self.fast)
+        freq = Linear(self.features, dtype=self.dtype, name="freq")(x)
+        scale = Linear(self.features, dtype=self.dtype, name="scale")(x)
+        return cos_of(self.fast)(omega0 * freq) * jnp.exp(-jnp.square(s0 * scale))
 
 
 # ------------------------------------------------------------------------------- sine-like: FINER, HOSC, sinc
@@ -212,13 +225,16 @@ class FinerLayer(ZooLayer):
 
     W follows SIREN (:func:`initializers.siren_first_layer_init` first, :func:`initializers.siren_hidden_init`
     after); the first layer's bias is U(-k, k) with k = ``first_bias_scale``
-    (:func:`initializers.finer_first_bias_init`), a large k giving the network a wide initial spectrum;
-    later biases use SIREN's U(-1/sqrt(n), 1/sqrt(n)). The head uses SIREN's hidden init.
+    (:func:`initializers.finer_first_bias_init`), a large k giving the network a wide initial spectrum, or,
+    with ``first_bias_scale=None`` (the default, as in the FINER reference code, whose ``first_bias_scale``
+    defaults to None), PyTorch's U(-1/sqrt(n), 1/sqrt(n)), 0.707 for 2-D coordinates (README "Conventions",
+    item 4). Later biases use U(-1/sqrt(n), 1/sqrt(n)). The head uses SIREN's hidden init.
 
     Attributes (besides :class:`ZooLayer`'s):
       omega0: frequency factor (30 as in SIREN).
-      first_bias_scale: k of the first layer's bias init. k = 1 fitted better than k = 20 in our check
-        (64x64 astronaut, 300 steps: 133 dB against 80 dB); larger k suits signals with more high frequencies.
+      first_bias_scale: k of the first layer's bias init, or None for PyTorch's default 1/sqrt(fan_in). k = 1
+        fitted better than k = 20 in our check (64x64 astronaut, 300 steps: 133 dB against 80 dB); larger k
+        suits signals with more high frequencies.
       scale_grad: differentiate through the ``|z| + 1`` factor; ``False`` treats it as a constant in the
         backward pass, as the FINER reference code does by default (``scale_req_grad=False``).
       learnable: train omega0 with the weights.
@@ -228,14 +244,19 @@ class FinerLayer(ZooLayer):
     """
 
     omega0: float = 30.0
-    first_bias_scale: float = 1.0
+    first_bias_scale: float | None = None
     scale_grad: bool = False
     fast: bool = True
 
     LAYER_NAME = "finer"
     HYPERPARAMETERS = ("omega0",)
     POSITIVE = ("omega0",)
-    NON_NEGATIVE = ("first_bias_scale",)
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        super().check_options(options)
+        if options.get("first_bias_scale") is not None:
+            _check_number(options, "first_bias_scale", 0.0, cls.LAYER_NAME, inclusive=True)
 
     def head_initializers(self) -> tuple[FanInInit, FanInInit]:
         return (lambda n: initializers.siren_hidden_init(n, self.omega0)), initializers.torch_default_init
@@ -243,7 +264,7 @@ class FinerLayer(ZooLayer):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         bias_init = None
-        if self.is_first:
+        if self.is_first and self.first_bias_scale is not None:
             bias_init = lambda n: initializers.finer_first_bias_init(self.first_bias_scale)  # noqa: E731
         z = self._siren_linear(x, self.omega0, bias_init)
         return finer(z, self._hp("omega0"), self.fast, self.scale_grad)
@@ -257,7 +278,7 @@ class HoscLayer(ZooLayer):
     authors' later form ``tanh(beta sin(omega0 x))``) and W follows SIREN's init for it
     (:func:`initializers.siren_first_layer_init`, :func:`initializers.siren_hidden_init`), b the PyTorch
     default; the head uses SIREN's hidden init. A large beta makes the activation close to a square wave,
-    which keeps sharp edges sharp.
+    which keeps sharp edges sharp. beta = 8 is the value public HOSC implementations default to.
 
     Attributes (besides :class:`ZooLayer`'s):
       beta: sharpness of the saturated sine.
@@ -303,6 +324,9 @@ class SincLayer(ZooLayer):
     """Sinc-activated layer (Saratchandran et al. 2024, "A sampling theory perspective on activations for
     implicit neural representations"): ``sinc(omega z) = sin(omega z) / (omega z)`` (1 at 0) with
     ``z = x W + b``.
+
+    Convention (README "Conventions", item 8): sampling theory's sinc is the normalised ``sin(pi u) / (pi u)``;
+    ours is ``sin(u) / u``, the same function at ``omega = pi w`` for a bandwidth w (so omega = 30 is w = 9.55).
 
     W, b and the head use PyTorch's default U(-1/sqrt(n), 1/sqrt(n)), like the Gaussian-type layers of the
     same group's "beyond periodicity" work. (SIREN's init with omega in place of omega0 fitted far worse in

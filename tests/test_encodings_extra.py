@@ -40,7 +40,7 @@ def test_multiscale_matrices_are_constants_with_their_scales():
     matrices = np.asarray(variables["constants"]["B"])
     assert matrices.shape == (3, 2, 4000)
     for i, sigma in enumerate(scales):
-        assert np.std(matrices[i]) == pytest.approx(sigma, rel=0.05)  # 8000 draws: ~1% standard error
+        assert np.std(matrices[i]) == pytest.approx(sigma / 2, rel=0.05)  # per unit of x; 8000 draws: ~1% error
     # not trained: a model's gradient has no entry for them
     model = build_model(model_config("ffn", encoding="multiscale_fourier", width=16, depth=0, num_features=8))
     v = model.init(jax.random.key(0), jnp.zeros((1, 2)))

@@ -129,8 +129,10 @@ def test_spatial_hash_matches_the_papers_formula():
 
 @pytest.mark.parametrize("in_dim", [2, 3])
 def test_value_at_a_vertex_is_that_vertex_table_entry(in_dim):
-    encoding = HashGridEncoding(**SMALL) if in_dim == 2 else HashGridEncoding(
-        num_levels=2, features_per_level=2, log2_table_size=9, base_resolution=4, max_resolution=12)
+    # vertex v at x = v / N_l: the position without tiny-cuda-nn's half-cell offset
+    encoding = HashGridEncoding(**SMALL, half_cell_offset=False) if in_dim == 2 else HashGridEncoding(
+        num_levels=2, features_per_level=2, log2_table_size=9, base_resolution=4, max_resolution=12,
+        half_cell_offset=False)
     layout = encoding.layout(in_dim)
     variables = random_table(encoding, in_dim)
     table = np.asarray(variables["params"]["table"])
@@ -147,7 +149,7 @@ def test_value_at_a_vertex_is_that_vertex_table_entry(in_dim):
 
 
 def test_interpolation_is_linear_along_an_edge():
-    encoding = HashGridEncoding(**SMALL)
+    encoding = HashGridEncoding(**SMALL, half_cell_offset=False)  # vertices at v / N_l
     layout = encoding.layout(2)
     variables = random_table(encoding, 2, seed=1)
     table = np.asarray(variables["params"]["table"])
@@ -169,7 +171,7 @@ def test_interpolation_is_linear_along_an_edge():
 
 def test_bilinear_inside_a_cell_matches_numpy():
     encoding = HashGridEncoding(num_levels=1, features_per_level=2, log2_table_size=8, base_resolution=8,
-                                max_resolution=8)
+                                max_resolution=8, half_cell_offset=False)
     variables = random_table(encoding, 2, seed=2)
     table = np.asarray(variables["params"]["table"])
     layout = encoding.layout(2)
@@ -245,7 +247,7 @@ def test_bad_options_raise_value_error(options):
 
 
 def test_gradient_reaches_exactly_the_touched_entries():
-    encoding = HashGridEncoding(**SMALL)
+    encoding = HashGridEncoding(**SMALL, half_cell_offset=False)  # vertices at v / N_l
     variables = random_table(encoding, 2)
     points = jax.random.uniform(jax.random.key(4), (20, 2), minval=-1.0, maxval=1.0)
     probe = jax.random.normal(jax.random.key(5), (20, encoding.output_dim(2)))

@@ -194,11 +194,25 @@ def test_config_names_an_architecture_and_its_options():
 # ------------------------------------------------------------------------------------------ saved configs
 
 
+def _old_conventions(config: dict) -> dict:
+    """A config saved before issue 14's conventions, with the options that restore its old network: NeRF PE
+    with 2^k pi, Fourier sigma doubled (it multiplied [-1, 1] coordinates), hash grid without the offset."""
+    config = json.loads(json.dumps(config))
+    options = config["encoding_options"]
+    if config["encoding"] == "nerf":
+        options["pi"] = True
+    elif config["encoding"] == "fourier":
+        options["scale"] = 2.0 * options.get("scale", 10.0)
+    elif config["encoding"] == "hashgrid":
+        options["half_cell_offset"] = False
+    return config
+
+
 @pytest.mark.parametrize("entry", LEGACY, ids=[e["config"]["model"] for e in LEGACY])
 def test_configs_saved_before_architectures_build_the_same_network(entry):
     # config.json / checkpoint model dicts of the flat format (no "architecture"), with the parameter tree,
     # init checksums (key 7) and outputs recorded by the code that wrote them
-    legacy = entry["config"]
+    legacy = _old_conventions(entry["config"])
     assert "architecture" not in legacy
     config = ModelConfig.from_dict(legacy)
     assert config.architecture == "mlp" and config.model == legacy["model"]
