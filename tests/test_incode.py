@@ -12,7 +12,6 @@ from inr_utils.conditioning import thumbnail, with_signal
 from inr_utils.config import FitConfig
 from inr_utils.croppable import crop
 from inr_utils.fitting import fit
-from inr_utils.partitions import render_partitioned
 from inr_utils.presets import TRAINING_PRESETS
 from inr_utils.rendering import render_grid
 from inr_utils.sweeps import fit_many, unstack
@@ -135,8 +134,8 @@ def test_fit_trains_the_harmonizer_jointly_and_keeps_the_signal_constant():
 
 def test_fit_many_of_two_signals_equals_two_fits():
     images = np.stack([_image(16), _image(16, phase=1.5)])
-    model = model_config("lg_incode", partitions=(2, 2), width=8, global_width=8, depth=1, **SMALL)
-    config = FitConfig(model=model, steps=20, lr=1e-3, batch_size=None, steps_per_call=20)
+    config = FitConfig(model=model_config("incode", width=16, depth=1, **SMALL), steps=20, lr=1e-3,
+                       batch_size=None, steps_per_call=20)
     many = fit_many(config, images=images, progress=False, eval_every=20, devices=jax.devices()[:1])
     for i in range(2):
         one = fit(images[i], config, progress=False, eval_every=20)
@@ -149,16 +148,19 @@ def test_fit_many_of_two_signals_equals_two_fits():
 
 
 def test_cropped_lg_incode_decodes_the_kept_partitions_as_before():
-    image = _image(16)
-    model = model_config("lg_incode", partitions=(2, 2), width=8, global_width=8, depth=1, **SMALL)
-    result = fit(image, FitConfig(model=model, steps=10, lr=1e-3, batch_size=None, steps_per_call=10),
-                 progress=False, eval_every=10)
-    full_config = model_config(base=model, in_dim=2, out_dim=3)
-    cropped_config, cropped = crop(full_config, result.variables, partitions=(3,))
-    before = render_partitioned(result.model, result.variables, (16, 16))
-    after = render_partitioned(build_model(cropped_config), cropped, (16, 16))
-    np.testing.assert_array_equal(after[:8], before[:8])  # top row of partitions kept (0, 1)
-    assert count_params(cropped["params"]) < count_params(result.state.params)
+    config = model_config("lg_incode", partitions=(2, 2), width=8, global_width=8, depth=1, out_dim=3, **SMALL)
+    model = build_model(config)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 2)))
+    state = with_signal(TrainState(jnp.zeros((), jnp.int32), variables["params"],
+                                   {k: v for k, v in variables.items() if k != "params"}, ()), _image(16))
+    full = {"params": state.params, **state.constants}
+    cropped_config, cropped = crop(config, full, partitions=(3,))
+    assert count_params(cropped["params"]) < count_params(full["params"])
+    coords = jax.random.uniform(jax.random.key(1), (5, 4, 2), minval=-1, maxval=1)
+    smaller = build_model(cropped_config)
+    before = jax.jit(lambda v, c: model.apply(v, c, method="partitioned"))(full, coords)
+    after = jax.jit(lambda v, c: smaller.apply(v, c, method="partitioned"))(cropped, coords[:, :3])  # slots 0-2
+    np.testing.assert_array_equal(np.asarray(after), np.asarray(before[:, :3]))
 
 
 @pytest.mark.parametrize("name", ["incode", "lg_incode"])
