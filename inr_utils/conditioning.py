@@ -2,7 +2,7 @@
 
 A model that reads its own signal (INCODE's harmonizer, :mod:`model_components.incode`) keeps a thumbnail of it as
 a non-trainable constant named :data:`~model_components.incode.SIGNAL_CONSTANT` (any depth of the
-``constants`` tree, shape ``(*side, C)``; zeros after ``init``), so ``model.apply(variables, coords)`` stays pure.
+``constants`` tree, shape ``(*side, C)``; 0.5 after ``init``), so ``model.apply(variables, coords)`` stays pure.
 :func:`inr_utils.fitting.fit` and :func:`inr_utils.sweeps.fit_many` call :func:`with_signal` on the step-0 state,
 which fills every such constant with the signal resized to its shape; for any other model it changes nothing.
 The constants are never trained and travel with the checkpoints, so a resumed, rendered or cropped model sees

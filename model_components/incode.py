@@ -26,7 +26,7 @@ images 2-D, video 3-D): the thumbnail has ``side = round(thumbnail ** (1/d))`` s
 1024 samples: 1024 for audio, 32x32 for an image, 10x10x10 for a video) and the signal's C channels.
 
 **Purity.** The thumbnail is a non-trainable variable, ``variables["constants"]["harmonizer"][SIGNAL_CONSTANT]``
-(zeros after ``init``), so ``model.apply(variables, coords)`` stays a pure function of its arguments and composes
+(mid-grey 0.5 after ``init``), so ``model.apply(variables, coords)`` stays a pure function of its arguments and composes
 with every JAX transformation. :func:`inr_utils.fitting.fit` and :func:`inr_utils.sweeps.fit_many` fill it with
 the fitted signal, resized (:func:`inr_utils.conditioning.with_signal`); it is saved with the checkpoints.
 
@@ -89,7 +89,8 @@ class Harmonizer(nn.Module):
       bias: initial bias of every MLP layer (the reference's ``mlp_bias``); the output starts at ~``bias``.
       std: std of the MLP's truncated-normal weights (1e-3 as in the reference).
 
-    Variables: ``constants/SIGNAL_CONSTANT`` ``(side,) * d + (C,)`` (the thumbnail; zeros until a fit sets it);
+    Variables: ``constants/SIGNAL_CONSTANT`` ``(side,) * d + (C,)`` (the thumbnail; mid-grey 0.5 until a fit sets it,
+    so an unfitted model's gradients reach every convolution);
     params ``Conv_i`` and ``Dense_i``.
     """
 
@@ -104,7 +105,7 @@ class Harmonizer(nn.Module):
     @nn.compact
     def __call__(self) -> jax.Array:
         shape = (thumbnail_side(self.thumbnail, self.in_dim),) * self.in_dim + (self.channels,)
-        signal = self.variable("constants", SIGNAL_CONSTANT, lambda: jnp.zeros(shape, jnp.float32)).value
+        signal = self.variable("constants", SIGNAL_CONSTANT, lambda: jnp.full(shape, 0.5, jnp.float32)).value
         h = signal[None]  # one "image" of a batch, as nn.Conv expects
         for features in self.conv_features:
             h = nn.silu(nn.Conv(int(features), (3,) * self.in_dim, strides=2, padding="SAME")(h))
