@@ -16,9 +16,10 @@ reference's ``mlp_bias`` for images, audio, super-resolution and inpainting), so
 hidden U(+-sqrt(6/n)/omega0)), omega0 = 30 for the first and hidden layers, the linear head SIREN's hidden init.
 At a = b = c = d = 0 a layer is exactly a SIREN layer (:class:`layers.SineLayer`) of the same weights (tested).
 
-**Our feature extractor differs from the paper's.** The paper feeds the image to a frozen ResNet34 pretrained
+**Our feature extractor differs from the paper's.** The paper feeds the image to a ResNet34 pretrained
 on ImageNet (the reference code instead builds ``torchvision.models.resnet34()`` without loading weights,
-truncates it after ``layer1`` and trains it jointly with the INR; audio uses fixed MFCCs, video/shapes an R3D).
+truncates it after ``layer1`` and trains it jointly with the INR; for audio it uses fixed MFCCs, for
+shapes a truncated r3d_18).
 Here the extractor is a small CNN of our own, trained jointly with the INR: ``len(harmonizer_channels)``
 d-dimensional 3^d convolutions of stride 2 with SiLU (default 16, 32, 64 features), on a *thumbnail* of the
 signal, then the global average over its sample axes. It works unchanged for any dimension d (audio 1-D,
