@@ -21,6 +21,7 @@ Modules:
   checkpoints  -- Orbax save/restore of state + config; a damaged checkpoint is skipped (older one) or named.
   plots        -- the summary figure; image panels and grids; atomic figure saving.
   config       -- ``FitConfig``; ``resolve_config``, the one merge of defaults, presets, files and flags.
+  conditioning -- a model conditioned on its signal (INCODE) gets the signal's thumbnail in its constants.
   fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
   cli          -- what every script in ``experiments/`` shares: flags, ``config_from_flags``, one-line errors.
   tables       -- result tables as CSV / Markdown.

@@ -23,6 +23,7 @@ import optax
 
 from inr_utils.callbacks import History, PeriodicCheckpoint, ProgressBar, TensorBoardLog
 from inr_utils.checkpoints import latest_step, restore_checkpoint, save_checkpoint
+from inr_utils.conditioning import with_signal
 from inr_utils.config import FitConfig
 from inr_utils.engine import (
     Callback,
@@ -203,7 +204,7 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
         apply_fn, (train_data, data), align = layout.apply(model), layout.arrange(data), layout.slots
     config = plan_batch(config, data.values.shape[0])
     fresh, key = init_state(config)
-    state = fresh if state is None else state
+    state = with_signal(fresh, image) if state is None else state  # a model conditioned on its signal (INCODE)
     first_step = int(state.step)
     axes = shared_axes()
     program_key = (model_key(config.model), training_key(config), tuple(axes), (), layout is not None)

@@ -49,5 +49,7 @@ TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     # Local-Global INRs: SIREN's and FINER's rates (their layers are the same sines).
     "lg_siren": {"lr": 1e-4}, "lg_siren_concat": {"lr": 1e-4}, "lc_siren": {"lr": 1e-4},
     "lg_finer": {"lr": 5e-4}, "lc_finer": {"lr": 5e-4},
+    # INCODE and LG-INCODE: SIREN's rate (see docs/signals.md for the reference's 9e-4 tried here).
+    "incode": {"lr": 1e-4}, "lg_incode": {"lr": 1e-4},
     "hashgrid": {"lr": 3e-2, "lr_schedule": "cosine", "batch_size": None, "steps": 500},
 }

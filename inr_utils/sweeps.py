@@ -61,6 +61,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from inr_utils.callbacks import History, ProgressBar
+from inr_utils.conditioning import with_signal
 from inr_utils.config import FitConfig
 from inr_utils.devices import MODEL_AXIS, model_mesh, padded_count, put
 from inr_utils.engine import (
@@ -381,6 +382,7 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
         lowered.wait()
         if state is None:
             state, key_data = init_states(padded)
+            state = with_signal(state, images, stacked)  # a model conditioned on its signal (INCODE)
         else:
             leading = {x.shape[0] for x in jax.tree.leaves(state)}
             if leading not in ({n}, {total}):

@@ -10,6 +10,7 @@ Modules:
   layers        -- ``Linear`` (mixed precision) and hidden layers (dense+activation, SIREN sine).
   layer_zoo     -- the zoo layers' base class, the bump-shaped family (Gaussian, ...) and the zoo's presets.
   wave_layers   -- oscillating zoo layers: WIRE, FINER, HOSC/AdaHOSC, sinc.
+  incode        -- INCODE layers (sines conditioned by a harmonizer on the signal) and their presets.
   mlp           -- the ``mlp`` architecture: ``MLPINR`` and its options ``MLPOptions``.
   local_global  -- the ``local_global`` architecture: ``LocalGlobalINR`` (croppable Local-Global INRs) and options.
   inrs          -- the INR contract, ``MODELS`` (architectures), ``ModelConfig``, ``model_config``, ``build_model``.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from model_components import encodings, hash_grid, layer_zoo, layers, wave_layers
+from model_components import encodings, hash_grid, incode, layer_zoo, layers, wave_layers
 from model_components.layers import ACTIVATIONS
 from model_components.registry import Registry
 
@@ -33,6 +33,7 @@ LAYERS: Registry[type[nn.Module]] = Registry("layer", {
     "hosc": wave_layers.HoscLayer,
     "adahosc": wave_layers.AdaHoscLayer,
     "sinc": wave_layers.SincLayer,
+    "incode": incode.IncodeLayer,
 })
 
 #: Coordinate encodings: ``cls(**options)``, ``(..., d) -> (..., output_dim(d))``.

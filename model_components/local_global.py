@@ -64,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from model_components.catalog import ENCODINGS, LAYERS
+from model_components.incode import conditioned_call
 from model_components.layers import Linear
 from model_components.options import check_component_options, route_flat_overrides
 from model_components.precision import DTYPES, resolve_dtype
@@ -178,9 +179,11 @@ class LocalGlobalINR(nn.Module):
         lookup[np.asarray(self.kept)] = np.arange(len(self.kept), dtype=np.int32)
         return jnp.asarray(lookup)[flat]
 
-    def _local(self, name: str, module: nn.Module, x: jax.Array, slot: jax.Array | None) -> jax.Array:
+    def _local(self, name: str, module: nn.Module, x: jax.Array, slot: jax.Array | None,
+               condition: tuple[jax.Array, ...] = ()) -> jax.Array:
         """The locally connected copy of ``module``: params ``(K, ...)``; grouped ``x (K, m, n) -> (K, m, w)``
-        (one batched product), or routed ``x (M, n)`` with ``slot (M,)`` (weights gathered per point)."""
+        (one batched product), or routed ``x (M, n)`` with ``slot (M,)`` (weights gathered per point);
+        ``condition``: extra arguments shared by every partition (INCODE's a, b, c, d)."""
         fan_in = x.shape[-1]
         params = self.param(name, _stacked_init(module, fan_in, self.num_slots))
         shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, fan_in), jnp.float32)))
@@ -189,7 +192,7 @@ class LocalGlobalINR(nn.Module):
                   for c in shapes if c != "params"}
 
         def one(p: Any, h: jax.Array) -> jax.Array:
-            return module.apply({"params": p, **others}, h)
+            return module.apply({"params": p, **others}, h, *condition)
 
         if slot is None:
             return jax.vmap(one)(params, x)
@@ -233,11 +236,13 @@ class LocalGlobalINR(nn.Module):
             return layer_cls(features, is_first=i == 0, dtype=compute_dtype, **parent, **kwargs)
 
         h = ENCODINGS.get(self.encoding)(**self.encoding_kwargs, name="encoding")(x)
+        # a layer conditioned on the signal (INCODE): one condition for every local and global layer
+        condition = conditioned_call(layer_cls, self.layer_kwargs, self.in_dim, self.out_dim)
         head_kernel, head_bias = layer_cls(self.width, parent=None, **self.layer_kwargs).head_initializers()
         head = Linear(self.out_dim, kernel_init=head_kernel, bias_init=head_bias, parent=None)
         if self.mode == "mlp":
             for i in range(self.depth + 1):
-                h = make(self.width, i, False, f"global_{i}")(h)
+                h = make(self.width, i, False, f"global_{i}")(h, *condition)
             out = Linear(self.out_dim, kernel_init=head_kernel, bias_init=head_bias, name="head")(h)
             return self._finish(out + self.output_offset, coords, grouped)
         g = h
@@ -245,14 +250,14 @@ class LocalGlobalINR(nn.Module):
         if self.mode == "lg" and self.combine == "concat_and_fc":
             combine = make(self.width, 1, False, "combine")
         for i in range(self.depth + 1):
-            h = self._local(f"local_{i}", make(self.width, i, True), h, slot)
+            h = self._local(f"local_{i}", make(self.width, i, True), h, slot, condition)
             if self.mode != "lg":
                 continue
-            g = make(self.global_width, i, False, f"global_{i}")(g)
+            g = make(self.global_width, i, False, f"global_{i}")(g, *condition)
             if combine is None:
-                h = h + make(self.width, 1, False, f"project_{i}")(g)
+                h = h + make(self.width, 1, False, f"project_{i}")(g, *condition)
             else:
-                h = combine(jnp.concatenate([h, g], axis=-1))
+                h = combine(jnp.concatenate([h, g], axis=-1), *condition)
         if jnp.iscomplexobj(h):  # complex layers (WIRE): the head reads real and imaginary parts
             h = jnp.concatenate([h.real, h.imag], axis=-1)
         out = self._local("head", head, h, slot) + self.output_offset

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from model_components.catalog import ACTIVATIONS, ENCODINGS, LAYERS
+from model_components.incode import conditioned_call
 from model_components.layers import Linear, get_activation
 from model_components.options import check_component_options, route_flat_overrides
 from model_components.precision import DTYPES, resolve_dtype
@@ -66,9 +67,12 @@ class MLPINR(nn.Module):
         compute_dtype = None if self.dtype == "float32" else DTYPES[self.dtype]
         layer_cls = LAYERS.get(self.layer)
         h = ENCODINGS.get(self.encoding)(**self.encoding_kwargs, name="encoding")(coords)
+        # a layer conditioned on the signal (INCODE) gets its condition, computed once, at every layer
+        condition = conditioned_call(layer_cls, self.layer_kwargs, coords.shape[-1], self.out_dim)
         for i in range(self.depth + 1):
             kwargs = {**self.layer_kwargs, **(self.first_layer_kwargs if i == 0 else {})}
-            h = layer_cls(self.width, is_first=i == 0, dtype=compute_dtype, name=f"layer_{i}", **kwargs)(h)
+            layer = layer_cls(self.width, is_first=i == 0, dtype=compute_dtype, name=f"layer_{i}", **kwargs)
+            h = layer(h, *condition)
         if jnp.iscomplexobj(h):  # complex layers (WIRE): Re(W h) with complex W == real W' on [Re h, Im h]
             h = jnp.concatenate([h.real, h.imag], axis=-1)
         kernel_init, bias_init = layer_cls(self.width, **self.layer_kwargs).head_initializers()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_components import hash_grid, layer_zoo, local_global
+from model_components import hash_grid, incode, layer_zoo, local_global
 from model_components.registry import Registry
 
 #: Preset name -> the ModelConfig fields / architecture options it sets (others keep their defaults).
@@ -36,4 +36,6 @@ MODEL_PRESETS: Registry[dict[str, Any]] = Registry("model", {
     # for the signal (or let inr_utils.partitions.auto_partition choose it and the widths from a budget); the
     # widths here are the reference code's image defaults for 32x32-sample partitions of a ~200k budget.
     **local_global.PRESETS,
+    # INCODE (Kazerouni et al., WACV 2024; model_components.incode) and LG-INCODE, its Local-Global version.
+    **incode.PRESETS,
 })

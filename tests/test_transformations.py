@@ -40,6 +40,9 @@ TINY_LAYER_OPTIONS: dict[str, dict] = {
     # FINER's default (as in its reference code) treats |z| + 1 as a constant when differentiating, so its
     # derivatives are by design not those of the function; the true ones are checked here.
     "finer": {"scale_grad": True},
+    # INCODE's harmonizer at its default size (~30k weights) would make the parameter Hessian 30k x 30k; a tiny
+    # one with weights large enough that (a, b, c, d) depend on them visibly.
+    "incode": {"thumbnail": 16, "harmonizer_channels": (2,), "harmonizer_hidden": (3,), "harmonizer_std": 0.3},
 }
 
 # Hash grid cells are 1/2 and 1/4 of [0, 1] wide: these points lie well inside cells, so finite differences
