@@ -59,7 +59,7 @@ from model_components.inrs import build_model, count_params
 from model_components.mlp import MLPINR
 
 __all__ = ["FitResult", "build_optimizer", "check_signal", "fit", "initial_state", "load_config_image", "loop_key",
-           "mask_rows", "masked_data", "prepare_output_dir", "run_fit", "write_results"]
+           "mask_rows", "masked_data", "observed_signal", "prepare_output_dir", "run_fit", "write_results"]
 
 
 def load_config_image(config: FitConfig) -> np.ndarray:
@@ -121,6 +121,15 @@ def mask_rows(mask: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     if rows.size == 0:
         raise InputError("the mask hides every sample, so there is nothing to train on; keep some samples")
     return rows
+
+
+def observed_signal(signal: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``signal (..., *shape, C)`` with the samples hidden by the boolean ``shape`` mask replaced by the mean of
+    the visible ones (per leading index and channel): what a model conditioned on its signal may see."""
+    signal, keep = np.asarray(signal, np.float32), np.asarray(mask, bool)[..., None]
+    axes = tuple(range(signal.ndim - keep.ndim, signal.ndim - 1))
+    mean = np.sum(signal * keep, axis=axes, keepdims=True) / max(1, int(keep.sum()))
+    return np.where(keep, signal, mean).astype(np.float32)
 
 
 def masked_data(data: PixelData, mask: np.ndarray, shape: Sequence[int]) -> PixelData:
@@ -204,7 +213,8 @@ def fit(image: np.ndarray, config: FitConfig, state: TrainState | None = None, h
         apply_fn, (train_data, data), align = layout.apply(model), layout.arrange(data), layout.slots
     config = plan_batch(config, data.values.shape[0])
     fresh, key = init_state(config)
-    state = with_signal(fresh, image) if state is None else state  # a model conditioned on its signal (INCODE)
+    if state is None:  # a model conditioned on its signal (INCODE) sees only the samples it trains on
+        state = with_signal(fresh, image if mask is None else observed_signal(image, mask))
     first_step = int(state.step)
     axes = shared_axes()
     program_key = (model_key(config.model), training_key(config), tuple(axes), (), layout is not None)

@@ -327,7 +327,8 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
 
     mesh = model_mesh(devices)
     total = padded_count(n, mesh)
-    from inr_utils.fitting import mask_rows, masked_data  # fitting imports this module's neighbours; import late
+    # fitting imports this module's neighbours; import late
+    from inr_utils.fitting import mask_rows, masked_data, observed_signal
 
     points = math.prod(shape) if mask is None else int(mask_rows(mask, shape).size)
     planned = plan_batch(configs[0], points, total)  # a too-large batch -> the full signal
@@ -382,7 +383,8 @@ def fit_many(configs: FitConfig | Sequence[FitConfig], images: np.ndarray | Sequ
         lowered.wait()
         if state is None:
             state, key_data = init_states(padded)
-            state = with_signal(state, images, stacked)  # a model conditioned on its signal (INCODE)
+            # a model conditioned on its signal (INCODE) sees only the samples it trains on
+            state = with_signal(state, images if mask is None else observed_signal(images, mask), stacked)
         else:
             leading = {x.shape[0] for x in jax.tree.leaves(state)}
             if leading not in ({n}, {total}):

@@ -59,12 +59,14 @@ os.environ["XLA_FLAGS"] = " ".join(_xla_flags + [flag for flag in ("--xla_backen
 #: this order, modules not listed here first: the heavy ones start early, the last to start are short, and
 #: neither worker idles long at the end. A new module that takes long belongs in this list at its place.
 MODULE_ORDER = (
-    "test_experiments.py", "test_la_inr.py", "test_layer_zoo.py", "test_hypernet_models.py", "test_cli.py",
+    "test_restoration.py", "test_experiments.py", "test_signals.py", "test_local_global.py", "test_poisson.py",
+    "test_meta_learning.py", "test_tomography.py", "test_compression.py", "test_spectral_bias.py", "test_incode.py",
+    "test_interpolation.py", "test_la_inr.py", "test_layer_zoo.py", "test_hypernet_models.py", "test_cli.py",
     "test_sweeps.py", "test_transformations.py", "test_hyper_evaluation.py", "test_models.py", "test_training.py",
     "test_engine.py", "test_hyper_distributed.py", "test_hyper_training.py", "test_registries.py", "test_nd_fit.py",
     "test_nd_signals.py", "test_hash_grid.py", "test_grids_metrics.py", "test_encodings_extra.py", "test_encodings.py",
     "test_templates.py", "test_fast_math.py", "test_hyper_datasets.py", "test_images.py", "test_config.py",
-    "test_tables.py",
+    "test_tables.py", "test_conventions.py",
 )
 
 

@@ -147,6 +147,21 @@ def test_fit_many_of_two_signals_equals_two_fits():
         assert abs(many.psnr[i] - one.history.column("full_psnr")[-1]) < 0.01
 
 
+def test_a_masked_fit_shows_the_harmonizer_no_hidden_sample():
+    """Inpainting with INCODE: the hidden pixels reach neither the loss nor the thumbnail (fit and fit_many)."""
+    image, mask = _image(16), np.random.default_rng(0).random((16, 16)) < 0.5
+    changed = np.where(mask[..., None], image, 1.0 - image)
+    config = FitConfig(model=model_config("incode", width=16, depth=1, **SMALL), steps=10, lr=1e-3,
+                       batch_size=None, steps_per_call=10)
+    one, two = (fit(x, config, progress=False, eval_every=10, mask=mask) for x in (image, changed))
+    for a, b in zip(jax.tree.leaves(one.state), jax.tree.leaves(two.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    many = fit_many(config, images=np.stack([image, changed]), progress=False, eval_every=10, mask=mask,
+                    devices=jax.devices()[:1])
+    np.testing.assert_array_equal(*(np.asarray(unstack(many, i)["constants"]["harmonizer"][SIGNAL_CONSTANT])
+                                    for i in range(2)))
+
+
 def test_cropped_lg_incode_decodes_the_kept_partitions_as_before():
     config = model_config("lg_incode", partitions=(2, 2), width=8, global_width=8, depth=1, out_dim=3, **SMALL)
     model = build_model(config)
