@@ -4,7 +4,7 @@ PSNR to the clean image while they train. Early stopping: the PSNR rises above t
 falls as the INR fits the noise. Encoding bandwidth: the Fourier-feature scale sigma (Tancik et al. 2020) sets how
 fast (and whether) it gets to the noise; all scales train together in one fit_many call.
 
-    python experiments/denoise.py                                   # astronaut 128x128, scales 2.5 5 10 20
+    python experiments/denoise.py                                   # astronaut 128x128, scales 5 10 20 40
     python experiments/denoise.py --images photos/ --sigma 0.05 --scales 5 10
 
 Writes into --out (default runs/<time>-denoise): results.csv and results.md (per image and scale: the noisy
@@ -44,8 +44,8 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--images", nargs="+", default=["astronaut"], metavar="IMAGE",
                    help="images: PNG/JPEG paths, folders of them or scikit-image names (default: astronaut)")
     g.add_argument("--sigma", type=float, default=0.1, help="standard deviation of the Gaussian noise (default: 0.1)")
-    g.add_argument("--scales", nargs="+", type=float, default=[2.5, 5.0, 10.0, 20.0], metavar="SIGMA",
-                   help="Fourier-feature scales of the ffn model (128 features), one fit each (default: 2.5 5 10 20)")
+    g.add_argument("--scales", nargs="+", type=float, default=[5.0, 10.0, 20.0, 40.0], metavar="SIGMA",
+                   help="Fourier-feature scales of the ffn model (128 features), one fit each (default: 5 10 20 40)")
     g.add_argument("--width", type=int, default=128, help="hidden width (default: 128)")
     g.add_argument("--depth", type=int, default=2, help="hidden layers after the first (default: 2)")
     g.add_argument("--eval-every", type=int, default=50,

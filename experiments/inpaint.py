@@ -52,7 +52,7 @@ def build_parser() -> OneLineArgumentParser:
                    help="model preset, with its recommended training (default: ffn, 128 Fourier features)")
     g.add_argument("--width", type=int, default=128, help="hidden width (default: 128)")
     g.add_argument("--depth", type=int, default=2, help="hidden layers after the first (default: 2)")
-    g.add_argument("--fourier-scale", type=float, default=3.0,
+    g.add_argument("--fourier-scale", type=float, default=6.0,
                    help="sigma of the ffn preset's Fourier features (default: 3, a low bandwidth that interpolates)")
     add_run_flags(p, EXPERIMENT, steps=500, size=128)
     return p

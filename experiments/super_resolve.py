@@ -42,7 +42,7 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--factor", type=int, default=4, help="downsampling factor (default: 4)")
     g.add_argument("--downsample", choices=["area", "bicubic"], default="area",
                    help="how the small image is made (default: area, the mean of each block)")
-    g.add_argument("--scales", nargs="+", type=float, default=[2.5, 5.0, 10.0], metavar="SIGMA",
+    g.add_argument("--scales", nargs="+", type=float, default=[5.0, 10.0, 20.0], metavar="SIGMA",
                    help="Fourier-feature scales of the ffn model (128 features), one fit each (default: 2.5 5 10)")
     g.add_argument("--width", type=int, default=128, help="hidden width (default: 128)")
     g.add_argument("--depth", type=int, default=2, help="hidden layers after the first (default: 2)")

@@ -42,10 +42,9 @@ from hypernetwork_utils.training import HyperTrainingSettings, build_hyper_optim
 from hypernetwork_utils.training_run import (
     HeldOutPSNR,
     ImagesProgressBar,
-    TensorBoardScalars,
     resume_settings,
 )
-from inr_utils.callbacks import History, PeriodicCheckpoint
+from inr_utils.callbacks import History, PeriodicCheckpoint, TensorBoardLog
 from inr_utils.checkpoints import latest_step, restore_checkpoint, restore_params, save_checkpoint
 from inr_utils.engine import ChunkInfo
 from inr_utils.errors import InputError, user_input
@@ -276,9 +275,9 @@ def run_meta_training(meta: MetaConfig | None, data: str | None, settings: Hyper
     val_images = val_set.as_float()
     checkpoint = PeriodicCheckpoint(ckpt_dir, config, settings.checkpoint_every)
     bar = ImagesProgressBar(total, first, settings.batch_size, disable=not progress)
-    board = TensorBoardScalars.create(out / "tensorboard")
+    board = TensorBoardLog.create(out / "tensorboard")
     held_out = HeldOutPSNR(_meta_reconstruct(model, meta), val_images[:EVAL_DURING_TRAINING], settings.eval_every)
-    callbacks: list[Callable[[ChunkInfo], None]] = [held_out, history, bar, *([board] if board else []), checkpoint]
+    callbacks: list[Callable[[ChunkInfo], None]] = [held_out, history, bar, board, checkpoint]
     step_fn = make_meta_train_step(model.apply, meta, optimizer, (h, w))
     try:
         result = train_hypernetwork(state, batches.chunk, jax.random.fold_in(root, 1), step_fn, total,
@@ -290,8 +289,7 @@ def run_meta_training(meta: MetaConfig | None, data: str | None, settings: Hyper
         raise
     finally:
         bar.close()
-        if board is not None:
-            board.close()
+        board.close()
     final = jax.device_get(result.state)
     if checkpoint.last_saved != int(final.step):
         save_checkpoint(ckpt_dir, final, config)

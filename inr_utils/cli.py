@@ -209,7 +209,8 @@ def add_model_flags(group: Any, names: Sequence[str] | None = None) -> None:
         "num_frequencies": dict(type=int, help="L of the NeRF encoding (default: 10)"),
         "fourier_features": dict(type=int, help="m of Gaussian Fourier features (default: "
                                                 f"{m.encoding_options.get('num_features')})"),
-        "fourier_scale": dict(type=float, help="sigma of Gaussian Fourier features (default: "
+        "fourier_scale": dict(type=float, help="sigma of Gaussian Fourier features, in cycles per image side as in "
+                                               "Tancik et al. (default: "
                                                f"{m.encoding_options.get('scale')})"),
         "width": dict(type=int, help=f"hidden width (default: the preset's; {m.model}: {m.width})"),
         "depth": dict(type=int, help=f"hidden layers after the first (default: the preset's; {m.model}: "

@@ -207,7 +207,7 @@ def test_positional_encoding(runs):
     out, stdout, stderr = _ok(runs, "pe")
     assert f"writing to {out}" in stderr and "| variant |" in stdout
     rows = _check_outputs(out)
-    assert [r["variant"] for r in rows] == ["no encoding", "Fourier features m=256, σ=10.0"]
+    assert [r["variant"] for r in rows] == ["no encoding", "Fourier features m=256, σ=20.0"]
     for column in ("variant", "params", "psnr", "ssim", "s_per_step"):
         assert column in rows[0]
     for row in rows:

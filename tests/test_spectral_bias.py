@@ -55,11 +55,11 @@ def test_bad_input():
 
 def test_script_end_to_end_and_bad_flags(tmp_path):
     out = tmp_path / "sb"
-    code, stdout, stderr = run_script("spectral_bias.py", "--models", "relu,ffn_s10", "--points", "32", "--grid-2d",
+    code, stdout, stderr = run_script("spectral_bias.py", "--models", "relu,ffn_s20", "--points", "32", "--grid-2d",
                                       "4", "--frequencies", "1,6", "--steps", "40", "--width", "16", "--out", out)
     assert code == 0, stderr
     rows = read_csv(out / "results.csv")
-    assert [r["model"] for r in rows] == ["relu", "ffn_s10"] and float(rows[0]["gain_1"]) == 1.0
+    assert [r["model"] for r in rows] == ["relu", "ffn_s20"] and float(rows[0]["gain_1"]) == 1.0
     assert (out / "figure.png").stat().st_size > 0 and (out / "spectra.csv").is_file() and str(out) in stdout
     bad = tmp_path / "bad"
     code, _, stderr = run_script("spectral_bias.py", "--frequencies", "1,40", "--points", "32", "--out", bad)

@@ -48,19 +48,19 @@ __all__ = ["MODEL_NAMES", "FitSpeed", "empirical_ntk", "fit_speed", "frequency_r
 MODELS_SPEC: dict[str, tuple[str, dict[str, Any]]] = {
     "relu": ("relu_pe", {"encoding": "none"}),
     "relu_pe": ("relu_pe", {"num_frequencies": 6}),
-    "ffn_s1": ("ffn", {"scale": 1.0, "num_features": 64}),
-    "ffn_s10": ("ffn", {"scale": 10.0, "num_features": 64}),
+    "ffn_s2": ("ffn", {"scale": 2.0, "num_features": 64}),
+    "ffn_s20": ("ffn", {"scale": 20.0, "num_features": 64}),
     "siren": ("siren", {"output_offset": 0.0}),
 }
 MODEL_NAMES = tuple(MODELS_SPEC)
 #: Training learning rate per model (Adam, constant): SIREN's paper setting, 1e-3 for the ReLU networks.
-LEARNING_RATES = {"relu": 1e-3, "relu_pe": 1e-3, "ffn_s1": 1e-3, "ffn_s10": 1e-3, "siren": 1e-4}
+LEARNING_RATES = {"relu": 1e-3, "relu_pe": 1e-3, "ffn_s2": 1e-3, "ffn_s20": 1e-3, "siren": 1e-4}
 
 
 def small_inr(name: str, in_dim: int, width: int = 64, depth: int = 2) -> ModelConfig:
     """One of :data:`MODEL_NAMES` as a small scalar INR (``width`` wide, ``depth`` hidden layers after the first,
     linear output, float32): ReLU MLP on raw coordinates, ReLU + NeRF positional encoding (6 octaves), Gaussian
-    Fourier features (64 features) of scale 1 and 10 + ReLU, SIREN (omega0 = 30)."""
+    Fourier features (64 features) of scale 2 and 20 + ReLU, SIREN (omega0 = 30)."""
     if name not in MODELS_SPEC:
         raise InputError(f"unknown model {name!r}; choose from: {', '.join(MODEL_NAMES)}")
     preset, overrides = MODELS_SPEC[name]

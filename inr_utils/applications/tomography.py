@@ -214,7 +214,7 @@ def score_ct(recon: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "ssim": round(float(ssim_skimage(recon[..., None], truth[..., None])), 4)}
 
 
-def ct_config(steps: int = 600, width: int = 128, depth: int = 3, scale: float = 4.0, lr: float = 1e-3,
+def ct_config(steps: int = 600, width: int = 128, depth: int = 3, scale: float = 8.0, lr: float = 1e-3,
               seed: int = 0) -> FitConfig:
     """The INR of the CT experiment: Gaussian Fourier features (scale ``scale``) + ReLU MLP with a linear output,
     Adam with cosine decay. Scale ~4 resolves a ~100-pixel phantom without fitting the streaks of a sparse
