@@ -41,7 +41,8 @@ from model_components.precision import DTYPES
 from model_components.presets import MODEL_PRESETS
 from model_components.registry import Registry
 
-__all__ = ["INR", "ArchitectureOptions", "MODELS", "ModelConfig", "build_model", "count_params", "model_config"]
+__all__ = ["CONVENTIONS", "INR", "ArchitectureOptions", "MODELS", "ModelConfig", "build_model", "count_params",
+           "model_config"]
 
 
 class INR(Protocol):
@@ -155,7 +156,7 @@ class ModelConfig:
         "in_dim", "dtype"}`` (an architecture's option names never clash with these fields). Configs saved before
         architectures were named are the same dict without ``architecture``."""
         return {"model": self.model, "architecture": self.architecture, **_options_dict(self.options),
-                "out_dim": self.out_dim, "in_dim": self.in_dim, "dtype": self.dtype}
+                "out_dim": self.out_dim, "in_dim": self.in_dim, "dtype": self.dtype, "conventions": CONVENTIONS}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
@@ -166,7 +167,35 @@ class ModelConfig:
         named (no ``architecture``) load as ``mlp`` configs. Unknown keys raise ``ValueError`` listing the valid
         ones."""
         values = dict(values)
+        conventions = values.pop("conventions", None)
+        if conventions is not None and conventions != CONVENTIONS:
+            raise ValueError(f"this model config was written with option conventions {conventions!r}; this version "
+                             f"of flax-inr reads {CONVENTIONS} (and older configs, which have none): update flax-inr")
+        if conventions is None and "encoding" in values and isinstance(values.get("encoding_options"), Mapping):
+            values["encoding_options"] = _before_conventions(values["encoding"], values["encoding_options"])
         return model_config(values.pop("model", "relu_pe"), **values)
+
+
+#: The option conventions a saved config is written with (``"conventions"`` in :meth:`ModelConfig.to_dict`).
+#: 2: NeRF positional encoding ``sin(2^k x)`` (was ``2^k pi``), Fourier-feature scales in cycles per side of the
+#: domain (were per unit of the [-1, 1] coordinates, i.e. half), hash grid with tiny-cuda-nn's half-cell offset
+#: (README, "Conventions"). A saved config with no such field was written before and is read with the options
+#: that rebuild its network (:func:`_before_conventions`).
+CONVENTIONS = 2
+
+
+def _before_conventions(encoding: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The encoding options of a config saved before :data:`CONVENTIONS`, in today's terms (the same network)."""
+    options = dict(options)
+    if encoding == "nerf":
+        options.setdefault("pi", True)
+    elif encoding == "fourier":
+        options["scale"] = 2.0 * options.get("scale", 10.0)
+    elif encoding == "multiscale_fourier":
+        options["scales"] = [2.0 * s for s in options.get("scales", (1.0, 10.0))]
+    elif encoding == "hashgrid":
+        options.setdefault("half_cell_offset", False)
+    return options
 
 
 def _route_by_field_name(options_cls: type, options: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from inr_utils.presets import TRAINING_PRESETS
 from inr_utils.samplers import SAMPLERS, batch_samplers, signal_to_data
 from model_components import catalog
 from model_components.catalog import ACTIVATIONS, ENCODINGS, LAYERS
-from model_components.inrs import MODELS, ModelConfig, build_model, model_config
+from model_components.inrs import CONVENTIONS, MODELS, ModelConfig, build_model, model_config
 from model_components.mlp import MLPOptions
 from model_components.presets import MODEL_PRESETS
 
@@ -158,7 +158,7 @@ def test_a_new_architecture_registers_in_one_place(monkeypatch):
     config = model_config("linear", scale=2.0, in_dim=3, out_dim=1)  # from the architecture's defaults
     assert config.architecture == "linear" and config.options == _LinearOptions(2.0)
     assert config.to_dict() == {"model": "linear", "architecture": "linear", "scale": 2.0, "out_dim": 1, "in_dim": 3,
-                                "dtype": "auto"}
+                                "dtype": "auto", "conventions": CONVENTIONS}
     assert model_config(architecture="linear", scale=2.0, in_dim=3, out_dim=1) == config
     # from a preset of another architecture: the options restart from the new architecture's defaults
     assert model_config("siren", architecture="linear").options == _LinearOptions()
@@ -181,7 +181,7 @@ def test_config_names_an_architecture_and_its_options():
     assert config.layer_options == {"omega0": 20} and config.first_layer_options == {"omega0": 20}
     saved = config.to_dict()  # flat: the fields, then the options
     assert saved == {"model": "siren", "architecture": "mlp", **dataclasses.asdict(config.options), "out_dim": 3,
-                     "in_dim": 2, "dtype": "float32"}
+                     "in_dim": 2, "dtype": "float32", "conventions": CONVENTIONS}
     assert ModelConfig.from_dict(saved) == config
     nested = dataclasses.asdict(config)  # {"options": {...}} nested, as dataclasses.asdict writes it
     assert nested["options"]["width"] == 128 and ModelConfig.from_dict(nested) == config
@@ -195,8 +195,8 @@ def test_config_names_an_architecture_and_its_options():
 
 
 def _old_conventions(config: dict) -> dict:
-    """A config saved before issue 14's conventions, with the options that restore its old network: NeRF PE
-    with 2^k pi, Fourier sigma doubled (it multiplied [-1, 1] coordinates), hash grid without the offset."""
+    """What a config saved before issue 14's conventions means today: NeRF PE with 2^k pi, Fourier sigma doubled
+    (it multiplied [-1, 1] coordinates), hash grid without the offset."""
     config = json.loads(json.dumps(config))
     options = config["encoding_options"]
     if config["encoding"] == "nerf":
@@ -212,13 +212,16 @@ def _old_conventions(config: dict) -> dict:
 def test_configs_saved_before_architectures_build_the_same_network(entry):
     # config.json / checkpoint model dicts of the flat format (no "architecture"), with the parameter tree,
     # init checksums (key 7) and outputs recorded by the code that wrote them
-    legacy = _old_conventions(entry["config"])
-    assert "architecture" not in legacy
-    config = ModelConfig.from_dict(legacy)
+    legacy, meant = entry["config"], _old_conventions(entry["config"])
+    assert "architecture" not in legacy and "conventions" not in legacy
+    config = ModelConfig.from_dict(legacy)  # read with the options that rebuild its network
     assert config.architecture == "mlp" and config.model == legacy["model"]
-    assert {k: getattr(config, k) for k in legacy} == legacy
-    assert config.to_dict() == {**legacy, "architecture": "mlp"}  # saved the same way, plus the architecture
+    assert {k: getattr(config, k) for k in meant} == meant
+    # saved with today's conventions, plus the architecture
+    assert config.to_dict() == {**meant, "architecture": "mlp", "conventions": CONVENTIONS}
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="update flax-inr"):
+        ModelConfig.from_dict({**config.to_dict(), "conventions": CONVENTIONS + 1})
     fit = FitConfig.from_dict({"model": legacy, "steps": 3})  # a whole legacy config.json
     assert fit.model == config
     model = build_model(config)
