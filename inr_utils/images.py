@@ -62,6 +62,28 @@ def resize_to_max_size(image: np.ndarray, max_size: int | None) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
+#: Suffixes of the files :func:`image_files` reads from a folder (any case).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of ``folder`` (suffixes :data:`IMAGE_SUFFIXES`, any case; hidden files skipped), sorted
+    by name: what a script's ``--images DIR`` reads.
+
+    Raises:
+      InputError: ``folder`` is not a folder, or holds no image file.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"'{folder}' is not a folder; pass a folder of images ({', '.join(IMAGE_SUFFIXES)})")
+    files = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+    if not files:
+        raise InputError(f"folder '{folder}' holds no image files ({', '.join(IMAGE_SUFFIXES)}); pass a folder of "
+                         "images")
+    return files
+
+
 def load_image(path: str | os.PathLike, max_size: int | None = None) -> np.ndarray:
     """Reads an image file into float32 ``(H, W, C)`` in [0, 1] (C = 3 for colour, 1 for grayscale).
 

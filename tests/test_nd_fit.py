@@ -115,7 +115,8 @@ def test_run_fit_of_a_3d_signal_writes_the_non_image_files(tmp_path):
     config = dataclasses.replace(CONFIG_3D, steps=40, steps_per_call=20, batch_size=128, checkpoint_every=20)
     metrics = run_fit(config, tmp_path / "run", progress=False, eval_every=20, signal=signal, log=lambda _: None)
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert files == {"config.json", "metrics.json", "history.csv", "checkpoints", "reconstruction.npy"}
+    assert files == {"config.json", "metrics.json", "history.csv", "checkpoints", "reconstruction.npy",
+                     "tensorboard"}
     recon = np.load(tmp_path / "run" / "reconstruction.npy")
     assert recon.shape == signal.shape
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -2,7 +2,7 @@
 """Positional-encoding ablation (Tancik et al. 2020, "Fourier Features Let Networks Learn High Frequency
 Functions"; Mildenhall et al. 2020, NeRF): the same ReLU MLP (the relu_pe preset, 1+4 x 256) fitted to one
 image with no encoding (raw x, y), with the NeRF positional encoding at L = 5, 10 and 15 octaves, and with
-Gaussian Fourier features (the ffn preset, m = 256, sigma = 10).
+Gaussian Fourier features (the ffn preset, m = 256, sigma = 20 cycles per image side).
 
     python experiments/classic/positional_encoding.py                  # astronaut 256x256, 2000 steps
     python experiments/classic/positional_encoding.py --size 32 --steps 20 --variants none pe10 ffn

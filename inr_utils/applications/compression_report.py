@@ -15,14 +15,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from inr_utils.applications.compression import COIN_KODAK, JPEG_KODAK, SirenArchitecture  # noqa: E402
-from inr_utils.errors import InputError  # noqa: E402
-from inr_utils.images import load_image, load_named_image, resize_to_max_size  # noqa: E402
+from inr_utils.images import image_files, load_image, load_named_image, resize_to_max_size  # noqa: E402
 from inr_utils.plots import save_figure  # noqa: E402
 from inr_utils.tables import to_markdown  # noqa: E402
 
 #: The default photos (scikit-image, bundled: no download).
 DEFAULT_IMAGES = ("astronaut", "camera", "coffee", "chelsea")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def load_images(folder: str | None, specs: Sequence[str], max_size: int) -> dict[str, np.ndarray]:
@@ -34,13 +32,7 @@ def load_images(folder: str | None, specs: Sequence[str], max_size: int) -> dict
     """
     images: dict[str, np.ndarray] = {}
     if folder is not None:
-        path = Path(folder)
-        if not path.is_dir():
-            raise InputError(f"--images '{folder}' is not a folder; pass a folder of PNG/JPEG images")
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise InputError(f"--images '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}); pass another folder")
-        for file in files:
+        for file in image_files(folder):
             images[file.stem] = load_image(file, max_size)
         return images
     for spec in specs:

@@ -31,6 +31,7 @@ from inr_utils.callbacks import History
 from inr_utils.config import FitConfig
 from inr_utils.engine import Callback, shared_axes, single_model, train_many
 from inr_utils.errors import InputError
+from inr_utils.images import image_files
 from inr_utils.initialization import init_state
 from inr_utils.losses import LOSSES, Loss
 from inr_utils.metrics import psnr_from_mse
@@ -229,9 +230,6 @@ def fit_operator(config: FitConfig, operator: Operator, coords: jax.Array | np.n
     return OperatorFit(model.apply, result.state, history, result.wall_s, result.compile_s)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
 def image_specs(image: str | None, images_dir: str | None, default: str) -> list[str]:
     """The images an application script works on: every image file in ``images_dir`` (sorted by name), else
     ``image`` (a file or a scikit-image name), else ``default``.
@@ -239,19 +237,11 @@ def image_specs(image: str | None, images_dir: str | None, default: str) -> list
     Raises:
       InputError: ``images_dir`` is not a folder or holds no image file; both flags given.
     """
-    from pathlib import Path
-
     if image is not None and images_dir is not None:
         raise InputError("pass either --image or --images, not both")
     if images_dir is None:
         return [image or default]
-    folder = Path(images_dir)
-    if not folder.is_dir():
-        raise InputError(f"--images {images_dir!r} is not a folder; pass a folder of PNG/JPEG images")
-    files = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise InputError(f"--images folder {images_dir!r} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+    return [str(p) for p in image_files(images_dir)]
 
 
 def load_gray(spec: str, size: int) -> tuple[str, np.ndarray]:

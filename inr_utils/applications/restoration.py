@@ -33,7 +33,7 @@ from inr_utils.engine import ChunkInfo
 from inr_utils.errors import InputError
 from inr_utils.fitting import fit, mask_rows
 from inr_utils.grids import grid
-from inr_utils.images import fit_size, load_image, load_source, resize
+from inr_utils.images import fit_size, image_files, load_image, load_source, resize
 from inr_utils.metrics import psnr, ssim
 from inr_utils.rendering import render
 from inr_utils.sweeps import fit_many
@@ -45,7 +45,6 @@ __all__ = ["DenoiseResult", "InpaintResult", "SuperResolutionResult", "TargetPSN
            "nearest_fill", "random_mask", "score", "super_resolve"]
 
 #: Image file suffixes a ``--images DIR`` folder is searched for.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # --------------------------------------------------------------------------------------------- inputs and scores
@@ -62,10 +61,7 @@ def image_inputs(specs: Sequence[str], size: int) -> list[tuple[str, np.ndarray]
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not files:
-                raise InputError(f"folder '{path}' holds no image files ({', '.join(IMAGE_SUFFIXES)}); pass a "
-                                 "folder of images, an image file or a scikit-image name")
+            files = image_files(path)
             loaded.extend((p.stem, fit_size(load_image(p), size)) for p in files)
         else:
             label, image = load_source(spec)
