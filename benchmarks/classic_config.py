@@ -2,7 +2,8 @@
 """Classic tutorial INR on the astronaut: flax-inr against the PyTorch reference, same configuration.
 
 Configuration (both sides): astronaut 256x256, positional encoding L=10 + ReLU MLP 256 wide with 4 hidden
-layers and a sigmoid output (``model_config("relu_pe")``), Adam lr 1e-3 constant, random batches of 4096
+layers and a sigmoid output (``model_config("relu_pe", pi=True)``: the peer's 2^k pi frequencies, not the
+library's default 2^k), Adam lr 1e-3 constant, random batches of 4096
 pixels, 2000 steps.
 
 What is measured:
@@ -78,7 +79,7 @@ def parse_args() -> argparse.Namespace:
 
 def run_ours(image, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
     """One flax-inr fit of the classic configuration with compute dtype ``dtype``; timings and final PSNR."""
-    config = FitConfig(model=model_config("relu_pe", dtype=dtype), max_size=args.size, steps=args.steps,
+    config = FitConfig(model=model_config("relu_pe", dtype=dtype, pi=True), max_size=args.size, steps=args.steps,
                        batch_size=args.batch_size, lr=args.lr, lr_schedule="constant", seed=args.seed)
     print(f"fitting flax-inr {dtype} ({args.steps} steps) ...", flush=True)
     # eval_every=steps: the fit evaluates the full image only after its first chunk and at the end, so the
