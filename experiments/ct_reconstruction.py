@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from inr_utils.applications.objectives import image_specs, load_gray
 from inr_utils.applications.tomography import FORWARD_MODELS, ct_config, ct_figure, reconstruct_ct, shepp_logan
-from inr_utils.cli import OneLineArgumentParser, announce, positive_int, run_cli
+from inr_utils.cli import OneLineArgumentParser, announce, positive_int, run_cases, run_cli
 from inr_utils.errors import InputError
 from inr_utils.images import save_image
 from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results
@@ -57,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sart-iterations", type=positive_int, default=3, help="SART sweeps (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the INR and the noise (default: 0)")
     p.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-ct_reconstruction)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
     return p.parse_args()
 
 
@@ -74,28 +77,35 @@ def main() -> int:
     config = ct_config(steps=args.steps, width=args.width, scale=args.scale, lr=args.lr, seed=args.seed)
     out = make_run_dir(args.out, "ct_reconstruction")
     announce(f"writing to {out}")
-    rows, figure_rows, runs = [], [], []
-    for label, image in images:
-        for views in args.angles:
-            announce(f"{label}: {views} views, {args.steps} INR steps ...")
-            result = reconstruct_ct(image, views, config, args.forward, args.noise, args.seed, args.sart_iterations)
-            for method, score in result.scores.items():
-                rows.append({"image": label, "views": views, "method": method, **score,
-                             "wall_s": round(result.fit.wall_s, 1) if method == "inr" else None})
-                save_image(out / f"{label}_{views}views_{method}.png", result.recons[method][..., None])
-            figure_rows.append((f"{label}, {views} views", result))
-            runs.append({"image": label, "views": views, "config": config.to_dict()})
-    ct_figure(out / "figure.png", figure_rows)
     settings = {"size": args.size, "views": args.angles, "noise": args.noise, "forward": args.forward,
                 "steps": args.steps, "inr": f"Fourier features (sigma {args.scale}) + ReLU MLP, width {args.width}",
                 "seed": args.seed}
-    markdown = ("# CT reconstruction from a sparse-view sinogram\n\n" + settings_markdown(settings) + "\n"
-                + to_markdown(rows, COLUMNS, {"psnr": "{:.2f}", "ssim": "{:.3f}", "wall_s": "{:.1f}"}) + "\n")
-    write_results(out, rows, COLUMNS, markdown)
-    write_configs(out, "ct_reconstruction", args, runs)
-    print(markdown)
-    print(f"results: {out / 'results.md'}\nfigure: {out / 'figure.png'}")
-    return 0
+    rows, figure_rows, runs = [], [], []
+
+    def run_one(case: tuple[str, np.ndarray, int]) -> None:
+        label, image, views = case
+        result = reconstruct_ct(image, views, config, args.forward, args.noise, args.seed, args.sart_iterations)
+        for method, score in result.scores.items():
+            rows.append({"image": label, "views": views, "method": method, **score,
+                         "wall_s": round(result.fit.wall_s, 1) if method == "inr" else None})
+            save_image(out / f"{label}_{views}views_{method}.png", result.recons[method][..., None])
+        figure_rows.append((f"{label}, {views} views", result))
+        runs.append({"image": label, "views": views, "config": config.to_dict()})
+        write_results(out, rows, COLUMNS, markdown(rows, settings))
+        write_configs(out, "ct_reconstruction", args, runs)
+
+    def finish() -> str:
+        ct_figure(out / "figure.png", figure_rows)
+        return markdown(rows, settings) + f"\nresults: {out / 'results.md'}\nfigure: {out / 'figure.png'}\n"
+
+    cases = [(label, image, views) for label, image in images for views in args.angles]
+    return run_cases(cases, out, "ct_reconstruction", args.no_progress, lambda c: f"{c[0]}, {c[2]} views", run_one,
+                     finish)
+
+
+def markdown(rows: list[dict], settings: dict) -> str:
+    return ("# CT reconstruction from a sparse-view sinogram\n\n" + settings_markdown(settings) + "\n"
+            + to_markdown(rows, COLUMNS, {"psnr": "{:.2f}", "ssim": "{:.3f}", "wall_s": "{:.1f}"}) + "\n")
 
 
 if __name__ == "__main__":

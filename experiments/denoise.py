@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from inr_utils.applications.restoration import denoise, image_inputs
-from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, interrupted, progress_bar, run_cli
+from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, run_cases, run_cli
 from inr_utils.errors import InputError
 from inr_utils.files import write_text
 from inr_utils.images import save_image
@@ -31,7 +31,6 @@ from inr_utils.reports import make_run_dir, settings_markdown, write_configs, wr
 from inr_utils.studies import experiment_config
 from inr_utils.sweeps import sweep_grid
 from inr_utils.tables import to_csv, to_markdown
-from inr_utils.training import TrainingInterrupted
 
 EXPERIMENT = "denoise"
 COLUMNS = ("image", "fourier_scale", "psnr_noisy", "psnr_final", "ssim_final", "psnr_best", "best_step", "ssim_best",
@@ -105,34 +104,30 @@ def main() -> int:
                 "steps": args.steps, "batch size": args.batch_size,
                 "size": args.size, "sigma": args.sigma, "seed": args.seed}
     rows, curves, cases = [], [], []
-    bar = progress_bar(len(images), EXPERIMENT, args.no_progress)
-    try:
-        for label, image in images:
-            bar.set_postfix_str(label)
-            r = denoise(image, configs, args.sigma, args.seed, args.eval_every)
-            for i, scale in enumerate(args.scales):
-                rows.append({"image": label, "fourier_scale": scale, "psnr_noisy": round(r.noisy_psnr, 3),
-                             "psnr_final": r.final_scores[i]["psnr"], "ssim_final": r.final_scores[i]["ssim"],
-                             "psnr_best": r.best_scores[i]["psnr"], "best_step": int(r.best_step[i]),
-                             "ssim_best": r.best_scores[i]["ssim"], "psnr_fit_to_noisy": round(float(r.fit_psnr[i]), 3),
-                             "wall_s": round(r.wall_s, 1)})
-            curves += [{"image": label, "step": int(s), **{f"scale_{x:g}": round(float(v), 3)
-                                                            for x, v in zip(args.scales, p, strict=True)}}
-                       for s, p in zip(r.steps, r.psnr, strict=True)]
-            cases.append({"label": label, "image": image, "result": r})
-            save_image(out / f"noisy_{label}.png", r.noisy)
-            save_image(out / f"denoised_{label}.png", r.best[int(np.argmax([s["psnr"] for s in r.best_scores]))])
-            write_results(out, rows, COLUMNS, markdown(rows, settings))
-            write_text(out / "curves.csv", to_csv(curves))
-            bar.update()
-    except TrainingInterrupted:
-        bar.close()
-        return interrupted(out)
-    bar.close()
-    figure(out / "figure.png", cases, args.scales)
-    announce(f"results in {out}")
-    print(markdown(rows, settings), end="")
-    return 0
+
+    def run_one(case: tuple[str, np.ndarray]) -> None:
+        label, image = case
+        r = denoise(image, configs, args.sigma, args.seed, args.eval_every)
+        for i, scale in enumerate(args.scales):
+            rows.append({"image": label, "fourier_scale": scale, "psnr_noisy": round(r.noisy_psnr, 3),
+                         "psnr_final": r.final_scores[i]["psnr"], "ssim_final": r.final_scores[i]["ssim"],
+                         "psnr_best": r.best_scores[i]["psnr"], "best_step": int(r.best_step[i]),
+                         "ssim_best": r.best_scores[i]["ssim"], "psnr_fit_to_noisy": round(float(r.fit_psnr[i]), 3),
+                         "wall_s": round(r.wall_s, 1)})
+        curves.extend({"image": label, "step": int(s), **{f"scale_{x:g}": round(float(v), 3)
+                                                          for x, v in zip(args.scales, p, strict=True)}}
+                      for s, p in zip(r.steps, r.psnr, strict=True))
+        cases.append({"label": label, "image": image, "result": r})
+        save_image(out / f"noisy_{label}.png", r.noisy)
+        save_image(out / f"denoised_{label}.png", r.best[int(np.argmax([s["psnr"] for s in r.best_scores]))])
+        write_results(out, rows, COLUMNS, markdown(rows, settings))
+        write_text(out / "curves.csv", to_csv(curves))
+
+    def finish() -> str:
+        figure(out / "figure.png", cases, args.scales)
+        return markdown(rows, settings)
+
+    return run_cases(images, out, EXPERIMENT, args.no_progress, lambda case: case[0], run_one, finish)
 
 
 def markdown(rows: list[dict], settings: dict) -> str:

@@ -22,14 +22,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from inr_utils.applications.restoration import box_mask, image_inputs, inpaint, load_mask, random_mask
-from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, interrupted, progress_bar, run_cli
+from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, run_cases, run_cli
 from inr_utils.errors import InputError
 from inr_utils.images import save_image
 from inr_utils.plots import save_figure, show
 from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results
 from inr_utils.studies import experiment_config
 from inr_utils.tables import to_markdown
-from inr_utils.training import TrainingInterrupted
 from model_components.presets import MODEL_PRESETS
 
 EXPERIMENT = "inpaint"
@@ -101,27 +100,23 @@ def main() -> int:
                 "steps": args.steps, "batch size": args.batch_size,
                 "size": args.size, "seed": args.seed}
     rows, cases = [], []
-    bar = progress_bar(len(jobs), EXPERIMENT, args.no_progress)
-    try:
-        for label, image, name, known in jobs:
-            bar.set_postfix_str(f"{label}, {name}")
-            result = inpaint(image, known, config)
-            s = result.scores
-            rows.append({"image": label, "mask": name, "hidden_fraction": round(float((~known).mean()), 4),
-                         **{f"psnr_{m}": s[m]["psnr_hidden"] for m in s}, **{f"ssim_{m}": s[m]["ssim_box"] for m in s},
-                         "train_psnr": round(result.train_psnr, 3), "wall_s": round(result.wall_s, 1)})
-            cases.append({"label": label, "image": image, "mask": name, "result": result})
-            save_image(out / f"inr_{label}_{Path(name).stem}.png", result.inr)
-            write_results(out, rows, COLUMNS, markdown(rows, settings))
-            bar.update()
-    except TrainingInterrupted:
-        bar.close()
-        return interrupted(out)
-    bar.close()
-    figure(out / "figure.png", cases)
-    announce(f"results in {out}")
-    print(markdown(rows, settings), end="")
-    return 0
+
+    def run_one(job: tuple[str, np.ndarray, str, np.ndarray]) -> None:
+        label, image, name, known = job
+        result = inpaint(image, known, config)
+        s = result.scores
+        rows.append({"image": label, "mask": name, "hidden_fraction": round(float((~known).mean()), 4),
+                     **{f"psnr_{m}": s[m]["psnr_hidden"] for m in s}, **{f"ssim_{m}": s[m]["ssim_box"] for m in s},
+                     "train_psnr": round(result.train_psnr, 3), "wall_s": round(result.wall_s, 1)})
+        cases.append({"label": label, "image": image, "mask": name, "result": result})
+        save_image(out / f"inr_{label}_{Path(name).stem}.png", result.inr)
+        write_results(out, rows, COLUMNS, markdown(rows, settings))
+
+    def finish() -> str:
+        figure(out / "figure.png", cases)
+        return markdown(rows, settings)
+
+    return run_cases(jobs, out, EXPERIMENT, args.no_progress, lambda job: f"{job[0]}, {job[2]}", run_one, finish)
 
 
 def markdown(rows: list[dict], settings: dict) -> str:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from inr_utils.applications.objectives import image_specs, load_gray
 from inr_utils.applications.poisson import MODES, fit_poisson, poisson_config, poisson_figure
-from inr_utils.cli import OneLineArgumentParser, announce, positive_int, run_cli
+from inr_utils.cli import OneLineArgumentParser, announce, positive_int, run_cases, run_cli
 from inr_utils.errors import InputError
 from inr_utils.images import save_image
 from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results
@@ -48,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-poisson_fit)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
     return p.parse_args()
 
 
@@ -61,27 +64,33 @@ def main() -> int:
     config = poisson_config(steps=args.steps, width=args.width, lr=args.lr, seed=args.seed, omega0=args.omega0)
     out = make_run_dir(args.out, "poisson_fit")
     announce(f"writing to {out}")
-    rows, figure_rows, runs = [], [], []
-    for label, image in images:
-        for mode in args.modes:
-            announce(f"{label}: {mode} supervision, {args.steps} steps ...")
-            result = fit_poisson(image, mode, config)
-            rows.append({"image": label, "supervision": mode,
-                         "matched": "mean" if mode == "gradient" else "mean + scale", "psnr": result.psnr,
-                         "final_loss": float(result.fit.history.loss[-1, 0]), "wall_s": round(result.fit.wall_s, 1)})
-            save_image(out / f"{label}_{mode}_recovered.png", result.recovered.clip(0, 1)[..., None])
-            figure_rows.append((f"{label} ({mode})", result))
-            runs.append({"image": label, "mode": mode, "config": config.to_dict()})
-    poisson_figure(out / "figure.png", figure_rows)
     settings = {"size": args.size, "steps": args.steps, "model": f"SIREN width {args.width}, omega0 {args.omega0:g}",
                 "lr": args.lr, "seed": args.seed}
-    markdown = ("# Fitting an image from its gradients or its Laplacian\n\n" + settings_markdown(settings) + "\n"
-                + to_markdown(rows, COLUMNS, {"psnr": "{:.2f}", "final_loss": "{:.2e}", "wall_s": "{:.1f}"}) + "\n")
-    write_results(out, rows, COLUMNS, markdown)
-    write_configs(out, "poisson_fit", args, runs)
-    print(markdown)
-    print(f"results: {out / 'results.md'}\nfigure: {out / 'figure.png'}")
-    return 0
+    rows, figure_rows, runs = [], [], []
+
+    def run_one(case: tuple[str, np.ndarray, str]) -> None:
+        label, image, mode = case
+        result = fit_poisson(image, mode, config)
+        rows.append({"image": label, "supervision": mode,
+                     "matched": "mean" if mode == "gradient" else "mean + scale", "psnr": result.psnr,
+                     "final_loss": float(result.fit.history.loss[-1, 0]), "wall_s": round(result.fit.wall_s, 1)})
+        save_image(out / f"{label}_{mode}_recovered.png", result.recovered.clip(0, 1)[..., None])
+        figure_rows.append((f"{label} ({mode})", result))
+        runs.append({"image": label, "mode": mode, "config": config.to_dict()})
+        write_results(out, rows, COLUMNS, markdown(rows, settings))
+        write_configs(out, "poisson_fit", args, runs)
+
+    def finish() -> str:
+        poisson_figure(out / "figure.png", figure_rows)
+        return markdown(rows, settings) + f"\nresults: {out / 'results.md'}\nfigure: {out / 'figure.png'}\n"
+
+    cases = [(label, image, mode) for label, image in images for mode in args.modes]
+    return run_cases(cases, out, "poisson_fit", args.no_progress, lambda c: f"{c[0]}, {c[2]}", run_one, finish)
+
+
+def markdown(rows: list[dict], settings: dict) -> str:
+    return ("# Fitting an image from its gradients or its Laplacian\n\n" + settings_markdown(settings) + "\n"
+            + to_markdown(rows, COLUMNS, {"psnr": "{:.2f}", "final_loss": "{:.2e}", "wall_s": "{:.1f}"}) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from inr_utils.applications.restoration import downsample, image_inputs, super_resolve
-from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, interrupted, progress_bar, run_cli
+from inr_utils.cli import OneLineArgumentParser, add_run_flags, announce, run_cases, run_cli
 from inr_utils.images import crop_fraction, resize, save_image
 from inr_utils.plots import save_figure, show
 from inr_utils.reports import make_run_dir, settings_markdown, write_configs, write_results
 from inr_utils.studies import experiment_config
 from inr_utils.sweeps import sweep_grid
 from inr_utils.tables import to_markdown
-from inr_utils.training import TrainingInterrupted
 
 EXPERIMENT = "super_resolve"
 COLUMNS = ("image", "method", "psnr", "ssim", "psnr_train", "wall_s")
@@ -85,28 +84,24 @@ def main() -> int:
                 "steps": args.steps, "size": args.size, "factor": args.factor,
                 "downsampling": args.downsample, "upsampling baselines": "Pillow bicubic / nearest", "seed": args.seed}
     rows, cases = [], []
-    bar = progress_bar(len(images), EXPERIMENT, args.no_progress)
-    try:
-        for label, image in images:
-            bar.set_postfix_str(label)
-            r = super_resolve(image, configs, args.factor, args.downsample)
-            for i, scale in enumerate(args.scales):
-                rows.append({"image": label, "method": f"INR scale {scale:g}", **r.scores[f"inr_{i}"],
-                             "psnr_train": round(float(r.train_psnr[i]), 3), "wall_s": round(r.wall_s, 1)})
-            rows += [{"image": label, "method": name, **r.scores[name]} for name in ("bicubic", "nearest")]
-            best = int(np.argmax([r.scores[f"inr_{i}"]["psnr"] for i in range(len(args.scales))]))
-            save_image(out / f"sr_{label}.png", r.renders[best])
-            cases.append({"label": label, "result": r})
-            write_results(out, rows, COLUMNS, markdown(rows, settings))
-            bar.update()
-    except TrainingInterrupted:
-        bar.close()
-        return interrupted(out)
-    bar.close()
-    figure(out / "figure.png", cases, args.scales)
-    announce(f"results in {out}")
-    print(markdown(rows, settings), end="")
-    return 0
+
+    def run_one(case: tuple[str, np.ndarray]) -> None:
+        label, image = case
+        r = super_resolve(image, configs, args.factor, args.downsample)
+        for i, scale in enumerate(args.scales):
+            rows.append({"image": label, "method": f"INR scale {scale:g}", **r.scores[f"inr_{i}"],
+                         "psnr_train": round(float(r.train_psnr[i]), 3), "wall_s": round(r.wall_s, 1)})
+        rows.extend({"image": label, "method": name, **r.scores[name]} for name in ("bicubic", "nearest"))
+        best = int(np.argmax([r.scores[f"inr_{i}"]["psnr"] for i in range(len(args.scales))]))
+        save_image(out / f"sr_{label}.png", r.renders[best])
+        cases.append({"label": label, "result": r})
+        write_results(out, rows, COLUMNS, markdown(rows, settings))
+
+    def finish() -> str:
+        figure(out / "figure.png", cases, args.scales)
+        return markdown(rows, settings)
+
+    return run_cases(images, out, EXPERIMENT, args.no_progress, lambda case: case[0], run_one, finish)
 
 
 def markdown(rows: list[dict], settings: dict) -> str:

@@ -42,7 +42,7 @@ from hypernetwork_utils.training import HyperTrainingSettings, build_hyper_optim
 from hypernetwork_utils.training_run import (
     HeldOutPSNR,
     ImagesProgressBar,
-    resume_settings,
+    read_resume_folder,
 )
 from inr_utils.callbacks import History, PeriodicCheckpoint, TensorBoardLog
 from inr_utils.checkpoints import latest_step, restore_checkpoint, restore_params, save_checkpoint
@@ -207,23 +207,8 @@ def run_meta_training(meta: MetaConfig | None, data: str | None, settings: Hyper
     """
     with user_input():
         if resume:
-            if out is None:
-                raise InputError("--resume needs the run folder to continue")
-            out = Path(out)
-            if not (out / "config.json").is_file():
-                raise InputError(f"'{out}' is not a meta-learning run folder (no config.json); pass the --out of an "
-                                 "earlier meta_learn.py run")
-            saved = json.loads((out / "config.json").read_text())
-            try:
-                meta = MetaConfig.from_dict(saved["meta"])
-                settings = resume_settings(saved["training"], overrides or {})
-                data_info = saved["data"]
-            except KeyError as err:
-                raise InputError(f"'{out}/config.json' lacks {err}; it was not written by meta_learn.py") from None
-            data = data_info["path"] if data is None else data
-            if data != data_info["path"]:
-                raise InputError(f"--resume continues on the run's own data '{data_info['path']}'; pass --data "
-                                 f"{data_info['path']}")
+            out, meta, settings, data_info, data = read_resume_folder(
+                out, "meta", MetaConfig.from_dict, overrides, data, "meta_learn.py")
         else:
             meta = (meta or MetaConfig()).validate()
             settings = (settings or META_DEFAULTS).validate()

@@ -129,6 +129,44 @@ def resume_settings(saved: Mapping[str, Any], overrides: Mapping[str, Any]) -> H
     return HyperTrainingSettings.from_dict(settings)
 
 
+def read_resume_folder(out: str | Path | None, section: str, from_dict: Callable[[Mapping[str, Any]], Any],
+                       overrides: Mapping[str, Any] | None, data: str | None, script: str
+                       ) -> tuple[Path, Any, HyperTrainingSettings, dict[str, Any], str]:
+    """The saved configuration of the run folder ``out`` that ``--resume`` continues.
+
+    Args:
+      out: the run folder (``config.json`` inside, as written by ``script``).
+      section: the key of the model's configuration in ``config.json`` (``"hypernetwork"``, ``"meta"``).
+      from_dict: builds that configuration from its saved dictionary.
+      overrides: the settings given again (see :func:`resume_settings`).
+      data: the ``--data`` given again, or ``None`` for the run's own.
+      script: the script that writes such folders, named in the messages.
+
+    Returns:
+      ``(out, model configuration, settings, saved data description, data path)``.
+
+    Raises:
+      InputError: no folder, not a run folder of ``script``, a setting that may not change, other data.
+    """
+    if out is None:
+        raise InputError("--resume needs the run folder to continue")
+    out = Path(out)
+    if not (out / "config.json").is_file():
+        raise InputError(f"'{out}' is not a {script} run folder (no config.json); pass the --out of an earlier "
+                         f"{script} run")
+    saved = json.loads((out / "config.json").read_text())
+    try:
+        config = from_dict(saved[section])
+        settings = resume_settings(saved["training"], overrides or {})
+        data_info = saved["data"]
+    except KeyError as err:
+        raise InputError(f"'{out}/config.json' lacks {err}; it was not written by {script}") from None
+    if data is not None and data != data_info["path"]:
+        raise InputError(f"--resume continues on the run's own data '{data_info['path']}'; pass --data "
+                         f"{data_info['path']}")
+    return out, config, settings, data_info, data_info["path"]
+
+
 def _log(line: str) -> None:
     if is_main_process():
         print(line, file=sys.stderr, flush=True)
@@ -168,24 +206,8 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
     """
     with user_input():  # options, settings and data come from the user: their ValueErrors are bad input
         if resume:
-            if out is None:
-                raise InputError("--resume needs the run folder to continue")
-            out = Path(out)
-            if not (out / "config.json").is_file():
-                raise InputError(f"'{out}' is not a hypernetwork run folder (no config.json); pass the --out of an "
-                                 "earlier train_hypernetwork.py run")
-            saved = json.loads((out / "config.json").read_text())
-            try:
-                hyper = HyperConfig.from_dict(saved["hypernetwork"])
-                settings = resume_settings(saved["training"], overrides or {})
-                data_info = saved["data"]
-            except KeyError as err:
-                raise InputError(f"'{out}/config.json' lacks {err}; it was not written by "
-                                 "train_hypernetwork.py") from None
-            data = data_info["path"] if data is None else data
-            if data != data_info["path"]:
-                raise InputError(f"--resume continues on the run's own data '{data_info['path']}'; pass --data "
-                                 f"{data_info['path']}")
+            out, hyper, settings, data_info, data = read_resume_folder(
+                out, "hypernetwork", HyperConfig.from_dict, overrides, data, "train_hypernetwork.py")
             train_set, val_set = _load(data, tuple(data_info["image_size"]), data_info["val_count"], data_info["seed"],
                                        data_info.get("channels"))
         else:

@@ -21,6 +21,7 @@ from typing import Any
 from inr_utils.config import FitConfig, resolve_config
 from inr_utils.errors import InputError, user_input
 from inr_utils.optim import LR_SCHEDULES
+from inr_utils.training import TrainingInterrupted
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -104,6 +105,31 @@ def progress_bar(total: int, description: str, disable: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, unit="fit", dynamic_ncols=True, disable=disable, file=sys.stderr)
+
+
+def run_cases(cases: Sequence[Any], out: Path, description: str, no_progress: bool, label: Callable[[Any], str],
+              run_one: Callable[[Any], None], finish: Callable[[], str]) -> int:
+    """The loop of a multi-fit experiment: ``run_one`` for each case under a progress bar, then ``finish``.
+
+    ``run_one`` writes its results into ``out`` as it goes, so a Ctrl-C or SIGTERM
+    (:class:`inr_utils.training.TrainingInterrupted`) leaves the finished cases there and returns
+    :data:`EXIT_INTERRUPTED`. Otherwise ``finish`` draws the figures and returns the Markdown report, which is
+    printed; returns 0.
+    """
+    bar = progress_bar(len(cases), description, no_progress)
+    try:
+        for case in cases:
+            bar.set_postfix_str(label(case))
+            run_one(case)
+            bar.update()
+    except TrainingInterrupted:
+        bar.close()
+        return interrupted(out)
+    bar.close()
+    report = finish()
+    announce(f"results in {out}")
+    print(report, end="")
+    return 0
 
 
 # --------------------------------------------------------------------------------------------- value types
