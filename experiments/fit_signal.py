@@ -61,6 +61,9 @@ from model_components.precision import DTYPES
 
 #: Per signal kind: the default fraction of its samples trained on per step.
 SAMPLE_FRACTION = {"image": 0.25, "audio": 0.25, "video": 0.1}
+#: Per signal kind: the default peak learning rate of every mode (the Local-Global reference code's: 5e-4 for
+#: images, SIREN and Local-Global alike; 1e-4 for audio and video).
+LEARNING_RATE = {"image": 5e-4, "audio": 1e-4, "video": 1e-4}
 DEFAULT_STEPS = 1000
 
 
@@ -97,8 +100,8 @@ def build_parser() -> OneLineArgumentParser:
                    "5 8 8, at most the signal's size; images: from --partition-size)")
     g.add_argument("--global-share", type=float, default=0.1,
                    help="lg: fraction of the parameters in the global branch (default: 0.1)")
-    g.add_argument("--combine", choices=COMBINES, default="fc_and_add",
-                   help="lg: how global features join the local ones (default: fc_and_add)")
+    g.add_argument("--combine", choices=COMBINES, default="concat_and_fc",
+                   help="lg: how global features join the local ones (default: concat_and_fc, as the reference)")
     g.add_argument("--width", type=int, help="hidden width (lg/lc: per partition) (default: sized by --mode and "
                    "--params)")
     g.add_argument("--depth", type=int, help="hidden layers after the first (default: 3)")
@@ -119,7 +122,9 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--sampler", choices=batch_samplers(), help="mlp: how a step's samples are drawn, random "
                    "(uniform) or window (a contiguous stretch) (default: window for audio, else random; lg/lc: "
                    "the same count from every partition)")
-    add_training_flags(g, ["lr", "lr_schedule", "final_lr_fraction", "warmup_steps", "seed", "steps_per_call",
+    g.add_argument("--lr", type=float, help="peak Adam learning rate (default: image 5e-4, audio and video 1e-4, "
+                   "as the Local-Global reference code)")
+    add_training_flags(g, ["lr_schedule", "final_lr_fraction", "warmup_steps", "seed", "steps_per_call",
                            "checkpoint_every"])
     g.add_argument("--eval-every", type=int, default=200,
                    help="steps between full-signal PSNR evaluations (default: 200)")
@@ -175,6 +180,8 @@ def main() -> int:
             values["sampler"] = "window"
         if values["steps"] is None:
             values["steps"] = DEFAULT_STEPS
+        if values["lr"] is None:
+            values["lr"] = LEARNING_RATE[spec.kind]
     config = config_from_flags(values)
     if options:
         config = resolve_config(config, model_settings=options)

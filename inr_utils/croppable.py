@@ -5,8 +5,9 @@ Paper: Ashkenazi & Treister, "Towards Croppable Implicit Neural Representations"
 
 * :func:`auto_partition` chooses the partition grid from a desired partition size (samples per partition per
   axis), then the local and global widths so the model has ``budget`` parameters (default 200k, a 3x256 SIREN)
-  with about ``global_share`` of them global (as the reference code's ``compute_partitions.py``: a global width
-  for the share, the local width for the rest, then the global width adjusted to fill the budget).
+  with about ``global_share`` of them in the global trunk (as the reference code's ``compute_partitions.py``,
+  whose share counts the trunk only, not the layers that join global and local features: a global width for
+  the share, the local width for the rest, then the global width adjusted to fill the budget).
 * :func:`crop` removes partitions (by flat index, or every partition whose index along an axis is in a set):
   their local weights are deleted (the count falls by the local weights of one partition per partition
   removed; the global ones stay), and the kept region decodes exactly as before, since a partition's output
@@ -52,18 +53,23 @@ def _local_count(width: int, in_dim: int, out_dim: int, depth: int, slots: int) 
     return slots * ((in_dim + 1) * width + depth * (width + 1) * width + (width + 1) * out_dim)
 
 
+def _trunk_count(global_width: int, in_dim: int, depth: int) -> int:
+    """Parameters of the global trunk: a first layer and ``depth`` hidden layers of ``global_width``."""
+    return (in_dim + 1) * global_width + depth * (global_width + 1) * global_width
+
+
 def _global_count(global_width: int, width: int, in_dim: int, depth: int, mode: str, combine: str) -> int:
     """Global parameters: the trunk plus the projections (``fc_and_add``) or the shared combining layer."""
     if mode != "lg":
         return 0
-    trunk = (in_dim + 1) * global_width + depth * (global_width + 1) * global_width
+    trunk = _trunk_count(global_width, in_dim, depth)
     if combine == "fc_and_add":
         return trunk + (depth + 1) * (global_width + 1) * width
     return trunk + (width + global_width + 1) * width
 
 
 def count_model_params(width: int, global_width: int, in_dim: int, out_dim: int, depth: int, slots: int,
-                       mode: str = "lg", combine: str = "fc_and_add") -> int:
+                       mode: str = "lg", combine: str = "concat_and_fc") -> int:
     """Parameters of a ``local_global`` model on raw coordinates without learnable layer hyperparameters."""
     if mode == "mlp":
         return (in_dim + 1) * width + depth * (width + 1) * width + (width + 1) * out_dim
@@ -82,7 +88,8 @@ class PartitionPlan:
       global_width: global trunk width (``lg``).
       params: the realised parameter count.
       budget: the budget asked for.
-      global_params: the global part of ``params``.
+      global_params: the global part of ``params`` (trunk and joining layers).
+      trunk_params: the global trunk's part of ``params`` (what ``global_share`` aims at).
     """
 
     partitions: tuple[int, ...]
@@ -92,6 +99,7 @@ class PartitionPlan:
     params: int
     budget: int
     global_params: int
+    trunk_params: int = 0
 
     def overrides(self) -> dict[str, Any]:
         """``model_config`` keyword arguments for this plan."""
@@ -102,7 +110,8 @@ class PartitionPlan:
         return (f"partitions {'x'.join(map(str, self.partitions))} of a {'x'.join(map(str, self.shape))} signal, "
                 f"local width {self.width}, global width {self.global_width}: {self.params:,} parameters "
                 f"({100 * self.params / self.budget:.1f}% of the {self.budget:,} budget, "
-                f"{100 * self.global_params / max(self.params, 1):.1f}% global)")
+                f"{100 * self.global_params / max(self.params, 1):.1f}% global, "
+                f"{100 * self.trunk_params / max(self.params, 1):.1f}% in the global trunk)")
 
 
 def _best(values: Iterable[int], count: Any, target: float) -> int:
@@ -110,7 +119,7 @@ def _best(values: Iterable[int], count: Any, target: float) -> int:
 
 
 def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim: int, budget: int = DEFAULT_BUDGET,
-                   global_share: float = 0.1, depth: int = 3, mode: str = "lg", combine: str = "fc_and_add",
+                   global_share: float = 0.1, depth: int = 3, mode: str = "lg", combine: str = "concat_and_fc",
                    tolerance: float = 0.1, verbose: bool = False) -> PartitionPlan:
     """Partition grid and widths for a signal of sample axes ``shape`` and a parameter ``budget``.
 
@@ -119,8 +128,9 @@ def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim:
       partition_size: desired samples per partition along each axis; the grid is ``max(1, n_a // size_a)``.
       out_dim: signal channels.
       budget: total parameters wanted.
-      global_share: fraction of them in the global branch (mode ``lg``); the realised share can differ, as the
-        global width absorbs what the integer local width leaves of the budget.
+      global_share: fraction of them in the global trunk (mode ``lg``; the layers joining global and local
+        features are not counted, as in the reference code); the realised share can differ, as the global width
+        absorbs what the integer local width leaves of the budget.
       depth, mode, combine: as in :class:`model_components.local_global.LocalGlobalOptions`.
       tolerance: allowed relative distance of the realised count from the budget.
       verbose: print :meth:`PartitionPlan.describe`.
@@ -150,13 +160,12 @@ def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim:
                          "or use larger partitions")
     widths = range(1, 4097)
     if mode == "lg":
-        w_guess = _best(widths, lambda w: _local_count(w, d, out_dim, depth, slots), (1 - global_share) * budget)
-        g = _best(widths, lambda g: _global_count(g, w_guess, d, depth, mode, combine), global_share * budget)
+        g = _best(widths, lambda g: _trunk_count(g, d, depth), global_share * budget)
         w_low = max((v for v in widths if total(v, g) <= budget), default=1)
         candidates = []  # the local width just below and above the budget, each with the global width filling it
         for w in (w_low, w_low + 1):
             g = _best(widths, lambda g, w=w: total(w, g), budget)
-            share = _global_count(g, w, d, depth, mode, combine) / total(w, g)
+            share = _trunk_count(g, d, depth) / total(w, g)
             candidates.append((abs(total(w, g) - budget) > tolerance * budget, abs(share - global_share), w, g))
         _, _, w, g = min(candidates)
     else:
@@ -166,8 +175,9 @@ def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim:
         raise ValueError(f"no local width gives {budget:,} parameters within {100 * tolerance:.0f}% for "
                          f"{slots} partitions (closest: width {w}, {params:,}); change the budget or the "
                          "partition size")
-    plan = PartitionPlan(grid, trimmed, w, g, params, int(budget), params - _local_count(w, d, out_dim, depth, slots)
-                         if mode != "mlp" else params)
+    plan = PartitionPlan(grid, trimmed, w, g, params, int(budget),
+                         params - _local_count(w, d, out_dim, depth, slots) if mode != "mlp" else params,
+                         _trunk_count(g, d, depth) if mode == "lg" else 0)
     if verbose:
         print(plan.describe())
     return plan

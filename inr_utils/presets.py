@@ -47,7 +47,7 @@ TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     # so 0.03 is the default. lr 0.1 reaches 30 dB on the astronaut in fewer steps (25, against 65 at 0.01 and
     # 38 at 0.05), which is why benchmarks/time_to_psnr.py sets it.
     # Local-Global INRs: SIREN's and FINER's rates (their layers are the same sines).
-    "lg_siren": {"lr": 1e-4}, "lg_siren_concat": {"lr": 1e-4}, "lc_siren": {"lr": 1e-4},
+    "lg_siren": {"lr": 1e-4}, "lg_siren_add": {"lr": 1e-4}, "lc_siren": {"lr": 1e-4},
     "lg_finer": {"lr": 5e-4}, "lc_finer": {"lr": 5e-4},
     # INCODE and LG-INCODE: SIREN's rate (see docs/signals.md for the reference's 9e-4 tried here).
     "incode": {"lr": 1e-4}, "lg_incode": {"lr": 1e-4},

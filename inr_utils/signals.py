@@ -304,7 +304,7 @@ class ModelPlan:
 
 def plan_model(mode: str, signal: LoadedSignal, params: int, depth: int | None = None,
                partition_size: tuple[int, ...] | None = None, partitions: tuple[int, ...] | None = None,
-               global_share: float = 0.1, combine: str = "fc_and_add") -> ModelPlan:
+               global_share: float = 0.1, combine: str = "concat_and_fc") -> ModelPlan:
     """Chooses the model of ``mode`` for ``signal`` at about ``params`` parameters.
 
     ``mlp``: SIREN's preset with the width of :func:`mlp_width_for`. ``lg`` / ``lc``: the preset ``lg_siren`` /

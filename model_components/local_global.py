@@ -144,7 +144,7 @@ class LocalGlobalINR(nn.Module):
     kept: tuple[int, ...] = ()
     in_dim: int = 2
     mode: str = "lg"
-    combine: str = "fc_and_add"
+    combine: str = "concat_and_fc"
     layer: str = "sine"
     layer_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     first_layer_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -288,8 +288,8 @@ class LocalGlobalOptions:
         axis a (:func:`inr_utils.partitions.auto_partition` chooses it from a partition size and a budget).
       kept: flat indices of the partitions the model holds (set by cropping and extension); ``()``: all.
       mode: ``lg`` (Local-Global), ``lc`` (a SIREN per partition), ``mlp`` (plain MLP, no partitions).
-      combine: ``fc_and_add`` (global features projected to the local width and added) or ``concat_and_fc``
-        (concatenated, then one shared layer).
+      combine: ``concat_and_fc`` (concatenated, then one shared layer; the reference code's default) or
+        ``fc_and_add`` (global features projected to the local width and added).
       layer / layer_options / first_layer_options: the wrapped hidden layer by name in :data:`catalog.LAYERS`
         and its options (as for the MLP).
       encoding / encoding_options: coordinate encoding (default none: raw coordinates, as SIREN).
@@ -305,7 +305,7 @@ class LocalGlobalOptions:
     partitions: tuple[int, ...] = ()
     kept: tuple[int, ...] = ()
     mode: str = "lg"
-    combine: str = "fc_and_add"
+    combine: str = "concat_and_fc"
     layer: str = "sine"
     layer_options: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"omega0": 30.0})
     first_layer_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -400,12 +400,12 @@ _FINER = {"layer": "finer", "layer_options": {"omega0": 30.0}, "first_layer_opti
 #: Model presets of this architecture (listed in :data:`model_components.presets.MODEL_PRESETS`). float32 as
 #: SIREN's preset (omega0 = 30 amplifies bfloat16 rounding).
 PRESETS: dict[str, dict[str, Any]] = {
-    "lg_siren": dict(architecture="local_global", mode="lg", combine="fc_and_add", width=16, global_width=32,
+    "lg_siren": dict(architecture="local_global", mode="lg", combine="concat_and_fc", width=16, global_width=32,
                      depth=3, dtype="float32", **_SIREN),
-    "lg_siren_concat": dict(architecture="local_global", mode="lg", combine="concat_and_fc", width=16,
-                            global_width=32, depth=3, dtype="float32", **_SIREN),
+    "lg_siren_add": dict(architecture="local_global", mode="lg", combine="fc_and_add", width=16, global_width=32,
+                         depth=3, dtype="float32", **_SIREN),
     "lc_siren": dict(architecture="local_global", mode="lc", width=16, depth=3, dtype="float32", **_SIREN),
-    "lg_finer": dict(architecture="local_global", mode="lg", combine="fc_and_add", width=16, global_width=32,
+    "lg_finer": dict(architecture="local_global", mode="lg", combine="concat_and_fc", width=16, global_width=32,
                      depth=3, dtype="float32", **_FINER),
     "lc_finer": dict(architecture="local_global", mode="lc", width=16, depth=3, dtype="float32", **_FINER),
 }
