@@ -7,8 +7,9 @@ steps, sample fraction, learning rate and seed: ``--mode lg`` (a Local-Global SI
 parameters, final PSNR of the whole signal, seconds per step (wall time of the training loop without compilation,
 over steps), and the first evaluation step (every ``--eval-every`` steps) reaching ``--psnr-target`` dB with the
 training seconds to it (compilation excluded). Then the Local-Global run is cropped by ``experiments/crop.py``:
-a quarter of the partitions removed (images: the top-left quadrant of the grid; audio: the last quarter of the
-time partitions), giving the fraction of parameters removed and the PSNR of the kept region before and after.
+a quarter of the partitions removed (images: the last quarter of the partition columns, or rows, when their
+count is a multiple of 4, else the top-left quadrant of the grid; audio: the last quarter of the time
+partitions), giving the fraction of parameters removed and the PSNR of the kept region before and after.
 
 Signals: the two DIV2K photos of ``../shared/data/div2k`` at 1/4 resolution (``--div2k``) and the first
 ``--audio-seconds`` of SIREN's Bach recording (``--audio``); a missing file is skipped with a note.
@@ -107,8 +108,12 @@ def crop_quarter(signal: str, run: Path, out: Path) -> dict[str, Any]:
         flags = ["--crop-along", "0:" + ",".join(str(i) for i in range(g - g // 4, g))]
     else:
         rows, cols = grid
-        removed = [r * cols + c for r in range(rows // 2) for c in range(cols // 2)]
-        flags = ["--crop-partitions", ",".join(map(str, removed))]
+        if cols % 4 == 0 or rows % 4 == 0:  # a band of exactly a quarter of the image: the last columns (or rows)
+            axis, count = (1, cols) if cols % 4 == 0 else (0, rows)
+            flags = ["--crop-along", f"{axis}:" + ",".join(str(i) for i in range(count - count // 4, count))]
+        else:  # the top-left quadrant of the grid (a quarter when both counts are even)
+            removed = [r * cols + c for r in range(rows // 2) for c in range(cols // 2)]
+            flags = ["--crop-partitions", ",".join(map(str, removed))]
     return run_json([sys.executable, "experiments/crop.py", str(run), *flags, "--out", str(out)])
 
 

@@ -125,12 +125,15 @@ def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim:
 
     Args:
       shape: the signal's sample axes ``(n_0, ..., n_{d-1})``.
-      partition_size: desired samples per partition along each axis; the grid is ``max(1, n_a // size_a)``.
+      partition_size: desired samples per partition along each axis; the grid is ``n_a / size_a`` rounded to
+        the nearest whole count (at least 1), so the partitions come out as close to that size as whole
+        partitions allow (339 / 32 -> 11 partitions of 30 rows after trimming, not 10 of 33).
       out_dim: signal channels.
       budget: total parameters wanted.
       global_share: fraction of them in the global trunk (mode ``lg``; the layers joining global and local
-        features are not counted, as in the reference code); the realised share can differ, as the global width
-        absorbs what the integer local width leaves of the budget.
+        features are not counted, as in the reference code). The global width fills what the integer local
+        width leaves of the budget while the trunk's share stays within 25 % of ``global_share`` (the
+        reference's rule), so the realised count can fall short of the budget, within ``tolerance``.
       depth, mode, combine: as in :class:`model_components.local_global.LocalGlobalOptions`.
       tolerance: allowed relative distance of the realised count from the budget.
       verbose: print :meth:`PartitionPlan.describe`.
@@ -146,7 +149,8 @@ def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim:
     if budget <= 0 or not 0.0 <= global_share < 1.0:
         raise ValueError(f"budget must be positive and global_share in [0, 1), got {budget} and {global_share}")
     d = len(shape)
-    grid = tuple(max(1, n // s) for n, s in zip(shape, size, strict=True)) if mode != "mlp" else (1,) * d
+    grid = tuple(min(n, max(1, math.floor(n / s + 0.5))) for n, s in zip(shape, size, strict=True)) \
+        if mode != "mlp" else (1,) * d
     slots = math.prod(grid)
     trimmed = tuple(n - n % g for n, g in zip(shape, grid, strict=True))
 
@@ -163,8 +167,10 @@ def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim:
         g = _best(widths, lambda g: _trunk_count(g, d, depth), global_share * budget)
         w_low = max((v for v in widths if total(v, g) <= budget), default=1)
         candidates = []  # the local width just below and above the budget, each with the global width filling it
+        band = (0.75 * global_share, 1.25 * global_share)  # the trunk's share may move this far to fill the budget
         for w in (w_low, w_low + 1):
-            g = _best(widths, lambda g, w=w: total(w, g), budget)
+            in_band = [v for v in widths if band[0] <= _trunk_count(v, d, depth) / total(w, v) <= band[1]] or [g]
+            g = _best(in_band, lambda g, w=w: total(w, g), budget)
             share = _trunk_count(g, d, depth) / total(w, g)
             candidates.append((abs(total(w, g) - budget) > tolerance * budget, abs(share - global_share), w, g))
         _, _, w, g = min(candidates)

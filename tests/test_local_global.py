@@ -158,7 +158,7 @@ def test_bad_partition_grids_are_one_clear_error():
                                                  ((40, 128, 128), (8, 16, 16), 3), ((510, 339), (32, 32), 3)])
 def test_auto_partition_meets_the_budget(shape, size, channels):
     plan = auto_partition(shape, size, channels)
-    assert plan.partitions == tuple(max(1, n // s) for n, s in zip(shape, size, strict=True))
+    assert plan.partitions == tuple(max(1, round(n / s)) for n, s in zip(shape, size, strict=True))
     assert all(n % g == 0 for n, g in zip(plan.shape, plan.partitions, strict=True))
     model = build_model(model_config("lg_siren", in_dim=len(shape), out_dim=channels, **plan.overrides()))
     variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, len(shape))))
