@@ -237,7 +237,11 @@ def runs(tmp_path_factory, tone_wav):
     blocker = root / "file"
     blocker.write_text("x")
     common = ["--steps", "150", "--no-progress", "--steps-per-call", "50"]
+    photo = root / "photo.png"
+    save_image(photo, skimage.data.astronaut()[::16, ::16] / 255.0)  # 32x32
     cases = {
+        "image": ("fit_signal.py", "--signal", "image", "--input", photo, "--params", "6000", "--partitions", "2", "2",
+                  "--out", root / "image", "--steps", "10", "--no-progress"),
         "audio": ("fit_signal.py", "--signal", "audio", "--input", tone_wav, "--params", "5000", "--mode", "mlp",
                   "--first-omega0", "300", "--out", root / "audio", *common),
         "video": ("fit_signal.py", "--signal", "video", "--input", TINY_GIF, "--max-frames", "4", "--params", "5000",
@@ -265,8 +269,20 @@ def test_fit_signal_audio_round_trip(runs, tone_wav):
     assert metrics["sample_rate"] == RATE and metrics["signal"] == "audio" and metrics["mode"] == "mlp"
     config = json.loads((out / "config.json").read_text())
     assert config["sampler"] == "window" and config["batch_size"] == 512  # a quarter of the clip per step
+    assert config["lr"] == 1e-4  # the reference code's audio rate
     assert read_spec(out).input == str(tone_wav)
     assert (out / "audio.png").stat().st_size > 0 and list((out / "checkpoints").iterdir())
+
+
+def test_fit_signal_image_follows_the_reference_conventions(runs):
+    root, results = runs
+    rc, _, stderr = results["image"]
+    assert rc == 0, stderr
+    config = json.loads((root / "image" / "config.json").read_text())
+    assert config["lr"] == 5e-4  # the reference code's image rate (audio and video: 1e-4)
+    assert config["model"]["combine"] == "concat_and_fc" and config["model"]["partitions"] == [2, 2]
+    assert "in the global trunk" in stderr and abs(json.loads((root / "image" / "metrics.json").read_text())["params"]
+                                                   - 6000) <= 600
 
 
 def test_fit_signal_video_round_trip(runs):
