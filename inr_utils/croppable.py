@@ -164,12 +164,12 @@ def auto_partition(shape: Sequence[int], partition_size: Sequence[int], out_dim:
                          "or use larger partitions")
     widths = range(1, 4097)
     if mode == "lg":
-        g = _best(widths, lambda g: _trunk_count(g, d, depth), global_share * budget)
-        w_low = max((v for v in widths if total(v, g) <= budget), default=1)
+        g_share = _best(widths, lambda g: _trunk_count(g, d, depth), global_share * budget)
+        w_low = max((v for v in widths if total(v, g_share) <= budget), default=1)
         candidates = []  # the local width just below and above the budget, each with the global width filling it
         band = (0.75 * global_share, 1.25 * global_share)  # the trunk's share may move this far to fill the budget
         for w in (w_low, w_low + 1):
-            in_band = [v for v in widths if band[0] <= _trunk_count(v, d, depth) / total(w, v) <= band[1]] or [g]
+            in_band = [v for v in widths if band[0] <= _trunk_count(v, d, depth) / total(w, v) <= band[1]] or [g_share]
             g = _best(in_band, lambda g, w=w: total(w, g), budget)
             share = _trunk_count(g, d, depth) / total(w, g)
             candidates.append((abs(total(w, g) - budget) > tolerance * budget, abs(share - global_share), w, g))
