@@ -164,8 +164,8 @@ class ModelConfig:
         from the preset named by ``values["model"]`` (default ``relu_pe``), and flat option names work as
         in :func:`model_config` (``{"model": "siren", "omega0": 20}``); the options may also come nested as
         ``{"options": {...}}`` (``dataclasses.asdict``'s form). Dicts of configs saved before architectures were
-        named (no ``architecture``) load as ``mlp`` configs. Unknown keys raise ``ValueError`` listing the valid
-        ones."""
+        named (no ``architecture``) load as ``mlp`` configs, and a preset renamed since loads under its new name
+        (:data:`RENAMED_PRESETS`). Unknown keys raise ``ValueError`` listing the valid ones."""
         values = dict(values)
         conventions = values.pop("conventions", None)
         if conventions is not None and conventions != CONVENTIONS:
@@ -173,8 +173,14 @@ class ModelConfig:
                              f"of flax-inr reads {CONVENTIONS} (and older configs, which have none): update flax-inr")
         if conventions is None and "encoding" in values and isinstance(values.get("encoding_options"), Mapping):
             values["encoding_options"] = _before_conventions(values["encoding"], values["encoding_options"])
-        return model_config(values.pop("model", "relu_pe"), **values)
+        name = values.pop("model", "relu_pe")
+        return model_config(RENAMED_PRESETS.get(name, name), **values)
 
+
+#: Presets renamed since configs were first saved: old name -> the preset a saved config of it loads as (its
+#: saved options rebuild the same network). ``lg_siren_concat`` became ``lg_siren`` when ``concat_and_fc``, the
+#: reference code's join, became the Local-Global default (``fc_and_add`` is now ``lg_siren_add``).
+RENAMED_PRESETS = {"lg_siren_concat": "lg_siren"}
 
 #: The option conventions a saved config is written with (``"conventions"`` in :meth:`ModelConfig.to_dict`).
 #: 2: NeRF positional encoding ``sin(2^k x)`` (was ``2^k pi``), Fourier-feature scales in cycles per side of the

@@ -28,7 +28,7 @@ from inr_utils.partitions import PartitionLayout, block_indices, layout_for, ren
 from inr_utils.samplers import SAMPLERS, signal_to_data
 from inr_utils.sweeps import fit_many
 from model_components import local_global
-from model_components.inrs import build_model, count_params, model_config
+from model_components.inrs import ModelConfig, build_model, count_params, model_config
 from model_components.local_global import partition_index
 
 
@@ -233,3 +233,12 @@ def test_many_signals_train_in_one_program_as_single_fits_do():
     for i in range(2):
         one = fit(images[i], config, progress=False, eval_every=30)
         assert abs(many.psnr[i] - one.history.column("full_psnr")[-1]) < 0.05
+
+
+def test_a_saved_config_of_the_renamed_preset_loads_as_the_same_network():
+    saved = model_config("lg_siren", partitions=(2, 2)).to_dict()
+    saved["model"] = "lg_siren_concat"  # the name of the concat_and_fc preset before it became lg_siren
+    loaded = ModelConfig.from_dict(saved)
+    assert loaded.model == "lg_siren" and loaded.options.combine == "concat_and_fc"
+    old_default = {**model_config("lg_siren_add").to_dict(), "model": "lg_siren"}  # a run saved before the change
+    assert ModelConfig.from_dict(old_default).options.combine == "fc_and_add"  # its saved options win
