@@ -207,8 +207,9 @@ def run_meta_training(meta: MetaConfig | None, data: str | None, settings: Hyper
     """
     with user_input():
         if resume:
-            out, meta, settings, data_info, data = read_resume_folder(
+            out, meta, settings, data_info = read_resume_folder(
                 out, "meta", MetaConfig.from_dict, overrides, data, "meta_learn.py")
+            data = data_info["path"]
         else:
             meta = (meta or MetaConfig()).validate()
             settings = (settings or META_DEFAULTS).validate()

@@ -131,7 +131,7 @@ def resume_settings(saved: Mapping[str, Any], overrides: Mapping[str, Any]) -> H
 
 def read_resume_folder(out: str | Path | None, section: str, from_dict: Callable[[Mapping[str, Any]], Any],
                        overrides: Mapping[str, Any] | None, data: str | None, script: str
-                       ) -> tuple[Path, Any, HyperTrainingSettings, dict[str, Any], str]:
+                       ) -> tuple[Path, Any, HyperTrainingSettings, dict[str, Any]]:
     """The saved configuration of the run folder ``out`` that ``--resume`` continues.
 
     Args:
@@ -143,7 +143,7 @@ def read_resume_folder(out: str | Path | None, section: str, from_dict: Callable
       script: the script that writes such folders, named in the messages.
 
     Returns:
-      ``(out, model configuration, settings, saved data description, data path)``.
+      ``(out, model configuration, settings, saved data description)``; the run's data is its ``"path"``.
 
     Raises:
       InputError: no folder, not a run folder of ``script``, a setting that may not change, other data.
@@ -164,7 +164,7 @@ def read_resume_folder(out: str | Path | None, section: str, from_dict: Callable
     if data is not None and data != data_info["path"]:
         raise InputError(f"--resume continues on the run's own data '{data_info['path']}'; pass --data "
                          f"{data_info['path']}")
-    return out, config, settings, data_info, data_info["path"]
+    return out, config, settings, data_info
 
 
 def _log(line: str) -> None:
@@ -206,8 +206,9 @@ def run_training(model: str | None, data: str | None, settings: HyperTrainingSet
     """
     with user_input():  # options, settings and data come from the user: their ValueErrors are bad input
         if resume:
-            out, hyper, settings, data_info, data = read_resume_folder(
+            out, hyper, settings, data_info = read_resume_folder(
                 out, "hypernetwork", HyperConfig.from_dict, overrides, data, "train_hypernetwork.py")
+            data = data_info["path"]
             train_set, val_set = _load(data, tuple(data_info["image_size"]), data_info["val_count"], data_info["seed"],
                                        data_info.get("channels"))
         else:
