@@ -20,9 +20,14 @@ Also measured in each model's process:
     square products 512..2048 (jitted, timed). Target for LA-INR: >= 40 % of the peak.
   * INR evaluation of --eval-images encoded held-out images at 32x32 (``hypernetwork_utils.evaluation.inr_speed``):
     one jitted ``vmap`` of the INR over images vs a Python loop calling the jitted single-image INR; target >= 10x.
+    Both rates in GFLOP/s (cost analysis of one image's evaluation) are reported, and the largest speedup batching
+    could give, the matmul peak over the loop's rate: a loop that already runs at a tenth of the peak or more
+    leaves no room for 10x.
   * peak resident memory of the process (target < 8 GB at the default settings).
 
 Targets (issue 11): after 1 hour of CPU training the best model's held-out PSNR >= 26 dB; LA-INR above Trans-INR.
+The results file keeps one row per model: a run of some models (--models) replaces their rows and keeps the others
+(each row records its own --minutes and date), so the 1-hour runs can be made one model at a time.
 
     python benchmarks/hypernetworks.py --minutes 60 --record      # the issue's measurement (3 hours)
     python benchmarks/hypernetworks.py --quick                    # smoke run (about a minute per model)
@@ -176,10 +181,17 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                                 steps_per_call=settings.steps_per_call, callbacks=[held_out])
     variables = merge_variables(result.state.params, result.state.constants)
     speed = inr_speed(model, encode(model, variables, val_images[:args.eval_images]), (32, 32))
-    return {"model": name, "params": count_params(result.state.params), "steps": total_steps,
+    peak = matmul_peak_gflops()
+    if speed["flops_per_image"]:
+        # the loop's achieved rate bounds what batching can gain: vmapped at the matmul peak is peak / loop rate
+        rates = {k: speed["flops_per_image"] * speed["images"] / speed[f"{k}_s"] / 1e9 for k in ("vmapped", "loop")}
+        speed.update(vmapped_gflops=rates["vmapped"], loop_gflops=rates["loop"],
+                     speedup_bound_at_peak=peak / rates["loop"])
+    return {"model": name, "minutes": args.minutes, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "params": count_params(result.state.params), "steps": total_steps,
             "seconds_per_step": seconds_per_step, "step_gflop": None if flops is None else flops / 1e9,
             "achieved_gflops": None if flops is None else flops / seconds_per_step / 1e9,
-            "matmul_peak_gflops": matmul_peak_gflops(), "train_wall_s": result.wall_s - eval_seconds[0],
+            "matmul_peak_gflops": peak, "train_wall_s": result.wall_s - eval_seconds[0],
             "curve": curve, "final_psnr": curve[-1]["psnr"] if curve else float("nan"),
             "inr_eval": speed, "peak_rss_mb": peak_rss_mb()}
 
@@ -195,7 +207,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
     for row in rows:
         curve = row["curve"]
         ax.plot([c["train_s"] / 60 for c in curve], [c["psnr"] for c in curve], marker="o",
-                label=f"{row['model']} ({row['params'] / 1e6:.2f} M params)")
+                label=f"{row['model']} ({row['params'] / 1e6:.2f} M params, {row.get('minutes', 0):g} min run)")
     ax.axhline(TARGETS["psnr_db"], color="gray", linestyle=":", label=f"target {TARGETS['psnr_db']:.0f} dB")
     ax.set_xlabel("training minutes (CPU, this machine)")
     ax.set_ylabel("held-out PSNR (dB)")
@@ -231,17 +243,32 @@ def main() -> int:
             return done.returncode
         rows.append(parse_last_json_line(done.stdout, name))
     peak = rows[0]["matmul_peak_gflops"]
-    print_table(["model", "params M", "steps", "ms/step", "held-out dB", "GFLOP/s", "% of peak", "vmap x", "peak MB"],
+    print_table(["model", "params M", "steps", "ms/step", "held-out dB", "GFLOP/s", "% of peak", "vmap x",
+                 "vmap x bound", "peak MB"],
                 [[r["model"], r["params"] / 1e6, r["steps"], 1e3 * r["seconds_per_step"], r["final_psnr"],
                   r["achieved_gflops"], None if r["achieved_gflops"] is None else
-                  100 * r["achieved_gflops"] / r["matmul_peak_gflops"], r["inr_eval"]["speedup"], r["peak_rss_mb"]]
+                  100 * r["achieved_gflops"] / r["matmul_peak_gflops"], r["inr_eval"]["speedup"],
+                  r["inr_eval"].get("speedup_bound_at_peak"), r["peak_rss_mb"]]
                  for r in rows],
                 title=f"{args.minutes:g} training minutes per model; matmul peak {peak:.1f} GFLOP/s")
+    rows = merged_rows(args.json, rows)
     figure(rows, (RESULTS_DIR if args.json.parent == RESULTS_DIR else args.json.parent) /
            "hypernetworks_psnr_vs_time.png")
-    write_json(args.json, {"environment": environment(), "minutes": args.minutes, "targets": TARGETS,
-                           "models": rows})
+    write_json(args.json, {"environment": environment(), "targets": TARGETS, "models": rows})
     return 0
+
+
+def merged_rows(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` after the rows already in ``path`` of models this run did not train (each row keeps its own
+    ``minutes`` and ``time``), so one model per run (``--models``) builds up the file."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return rows
+    names = {r["model"] for r in rows}
+    minutes = earlier.get("minutes")  # files written before rows carried their own length
+    kept = [{"minutes": minutes, **r} for r in earlier.get("models", []) if r.get("model") not in names]
+    return kept + rows
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from inr_utils.cli import OneLineArgumentParser, option_arg, positive_int, run_c
 from inr_utils.errors import InputError, user_input
 
 #: Flags that set HyperTrainingSettings fields of the outer loop (argparse dest names are the field names).
-SETTING_FLAGS = ("steps", "batch_size", "lr", "seed", "steps_per_call", "checkpoint_every", "eval_every",
-                 "val_count")
+SETTING_FLAGS = ("steps", "batch_size", "lr", "warmup_epochs", "seed", "steps_per_call", "checkpoint_every",
+                 "eval_every", "val_count")
 DEFAULT_META = MetaConfig()
 
 
@@ -53,6 +53,8 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--steps", type=positive_int, help=f"outer (Adam) steps (default: {d.steps})")
     g.add_argument("--batch-size", type=positive_int, help=f"images per outer step (default: {d.batch_size})")
     g.add_argument("--lr", type=float, help=f"outer Adam learning rate (default: {d.lr:g})")
+    g.add_argument("--warmup-epochs", type=float, help=f"linear warm-up of the outer learning rate, in epochs "
+                                                        f"(default: {d.warmup_epochs:g})")
     g.add_argument("--seed", type=int, help=f"seed of the init, split and batch order (default: {d.seed})")
     g.add_argument("--steps-per-call", type=positive_int, help=f"outer steps per compiled call (default: "
                                                                f"{d.steps_per_call})")

@@ -376,7 +376,10 @@ def inr_speed(model: nn.Module, inr_variables: Any, size: int | Sequence[int], r
     of ``repeats``; per-image variables sliced before timing).
 
     Returns:
-      ``{"images": N, "points": P, "vmapped_s": ..., "loop_s": ..., "speedup": loop_s / vmapped_s}``.
+      ``{"images": N, "points": P, "vmapped_s": ..., "loop_s": ..., "speedup": loop_s / vmapped_s,
+      "flops_per_image": ...}``: seconds of each, and the flops of one image's INR evaluation from XLA's cost
+      analysis of the single-image program (``None`` where the backend gives none), so a caller can compare
+      both rates with the machine's peak.
     """
     shape = (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)
     coords = grid(shape).reshape(-1, len(shape))
@@ -404,5 +407,9 @@ def inr_speed(model: nn.Module, inr_variables: Any, size: int | Sequence[int], r
             run()
             best = min(best, time.perf_counter() - t0)
         timings[name] = best
+    analysis = single.lower(each[0], coords).compile().cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    flops = float(analysis["flops"]) if analysis and "flops" in analysis else None
     return {"images": count, "points": int(coords.shape[0]), **timings,
-            "speedup": timings["loop_s"] / max(timings["vmapped_s"], 1e-12)}
+            "speedup": timings["loop_s"] / max(timings["vmapped_s"], 1e-12), "flops_per_image": flops}

@@ -197,6 +197,9 @@ def test_vmapped_evaluation_equals_a_loop_and_speed_numbers():
     assert speed["images"] == 4 and speed["points"] == 64
     assert speed["vmapped_s"] > 0 and speed["loop_s"] > 0 and speed["speedup"] == pytest.approx(
         speed["loop_s"] / speed["vmapped_s"])
+    # one image's flops grow with its pixel count (4x the pixels: about 4x, less the per-image part)
+    quarter = ev.inr_speed(model, inr_vars, (4, 4), repeats=1)["flops_per_image"]
+    assert quarter > 0 and 3.0 < speed["flops_per_image"] / quarter <= 4.0
 
 
 def test_bicubic_keeps_constants_and_size():
