@@ -104,10 +104,9 @@ def step_flops(step: Any, state: Any, images: Any, key: Any) -> float | None:
     chunk counts its loop body once), or None where the backend gives none."""
     import jax
 
-    analysis = jax.jit(step).lower(state, images, key).compile().cost_analysis()
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0] if analysis else None
-    return float(analysis["flops"]) if analysis and "flops" in analysis else None
+    from hypernetwork_utils.evaluation import compiled_flops
+
+    return compiled_flops(jax.jit(step).lower(state, images, key).compile())
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:

@@ -27,9 +27,9 @@ import numpy as np
 from inr_utils.grids import Bounds, grid
 from inr_utils.metrics import psnr_from_mse
 
-__all__ = ["JITTER_SIGMAS", "PSNR_CAP_DB", "as_images", "bicubic", "distribution", "encode", "evaluate_inr",
-           "inr_speed", "jitter_psnr", "latent_features", "pca_2d", "psnr_per_image", "reconstruct", "render",
-           "ssim_per_image"]
+__all__ = ["JITTER_SIGMAS", "PSNR_CAP_DB", "as_images", "bicubic", "compiled_flops", "distribution", "encode",
+           "evaluate_inr", "inr_speed", "jitter_psnr", "latent_features", "pca_2d", "psnr_per_image", "reconstruct",
+           "render", "ssim_per_image"]
 
 #: Query-jitter standard deviations (in [-1, 1] coordinate units; a 32-pixel image's pixel is 0.0625 wide).
 JITTER_SIGMAS = (0.0, 0.005, 0.01, 0.02)
@@ -370,6 +370,15 @@ def pca_2d(features: Any) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------ speed
 
 
+def compiled_flops(compiled: Any) -> float | None:
+    """Floating-point operations of one call of a compiled program (``jax.jit(f).lower(...).compile()``), from
+    XLA's cost analysis; ``None`` where the backend gives none. A ``lax.scan`` body is counted once."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    return float(analysis["flops"]) if analysis and "flops" in analysis else None
+
+
 def inr_speed(model: nn.Module, inr_variables: Any, size: int | Sequence[int], repeats: int = 3) -> dict[str, float]:
     """Time of evaluating every encoded image's INR on a full pixel grid: one vmapped, jitted call over all N
     images vs a Python loop calling the jitted single-image INR once per image (both compiled first; the best
@@ -407,9 +416,6 @@ def inr_speed(model: nn.Module, inr_variables: Any, size: int | Sequence[int], r
             run()
             best = min(best, time.perf_counter() - t0)
         timings[name] = best
-    analysis = single.lower(each[0], coords).compile().cost_analysis()
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0] if analysis else None
-    flops = float(analysis["flops"]) if analysis and "flops" in analysis else None
+    flops = compiled_flops(single.lower(each[0], coords).compile())
     return {"images": count, "points": int(coords.shape[0]), **timings,
             "speedup": timings["loop_s"] / max(timings["vmapped_s"], 1e-12), "flops_per_image": flops}

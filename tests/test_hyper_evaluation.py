@@ -202,6 +202,11 @@ def test_vmapped_evaluation_equals_a_loop_and_speed_numbers():
     assert quarter > 0 and 3.0 < speed["flops_per_image"] / quarter <= 4.0
 
 
+def test_compiled_flops_of_a_matrix_product():
+    a, b = jnp.ones((8, 16)), jnp.ones((16, 4))
+    assert ev.compiled_flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 8 * 16 * 4
+
+
 def test_bicubic_keeps_constants_and_size():
     images = np.full((2, 8, 8, 3), 0.25, np.float32)
     out = ev.bicubic(images, (32, 24))
