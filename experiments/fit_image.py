@@ -21,8 +21,11 @@ from pathlib import Path
 from inr_utils.cli import (
     OneLineArgumentParser,
     add_model_flags,
+    add_run_folder_flags,
     add_training_flags,
+    check_run_flags,
     config_from_flags,
+    finish_training_command,
     run_cli,
     run_training_command,
 )
@@ -47,17 +50,14 @@ def build_parser() -> OneLineArgumentParser:
     g = p.add_argument_group("run")
     g.add_argument("--config", help="config to start from: an earlier run's config.json, or a JSON/YAML file of "
                    "any subset of its fields (default: none)")
-    g.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-<model>)")
-    g.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its newest intact checkpoint (default: none)")
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    add_run_folder_flags(g, "runs/<time>-<model>",
+                         "continue the run in RUN_DIR from its newest intact checkpoint (default: none)")
     return p
 
 
 def main() -> int:
     args = build_parser().parse_args()
-    if args.resume and args.out and Path(args.out) != Path(args.resume):
-        raise InputError("--resume continues in RUN_DIR itself; drop --out (or pass the same folder)")
+    check_run_flags(args)
     if args.eval_every <= 0:
         raise InputError(f"--eval-every must be positive, got {args.eval_every}")
     config = config_from_flags(args)  # defaults < --model preset < --config / the resumed run < flags
@@ -71,11 +71,7 @@ def main() -> int:
     metrics = run_training_command(
         lambda: run_fit(config, args.resume or args.out, resume=bool(args.resume), progress=not args.no_progress,
                         eval_every=args.eval_every, announce=announce), "experiments/fit_image.py", run_dir)
-    if isinstance(metrics, int):  # stopped early: the exit code
-        return metrics
-    print(f"results in {run_dir[0]}", file=sys.stderr)
-    print(json.dumps(metrics))
-    return 0
+    return finish_training_command(metrics, run_dir[0] if run_dir else None)
 
 
 if __name__ == "__main__":

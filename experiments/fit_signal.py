@@ -32,9 +32,12 @@ from inr_utils.cli import (
     MODEL_FLAGS,
     OneLineArgumentParser,
     add_model_flags,
+    add_run_folder_flags,
     add_training_flags,
     batch_size_arg,
+    check_run_flags,
     config_from_flags,
+    finish_training_command,
     run_cli,
     run_training_command,
 )
@@ -129,17 +132,14 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--eval-every", type=int, default=200,
                    help="steps between full-signal PSNR evaluations (default: 200)")
     g = p.add_argument_group("run")
-    g.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-<model>)")
-    g.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR (same signal) from its newest intact checkpoint")
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    add_run_folder_flags(g, "runs/<time>-<model>",
+                         "continue the run in RUN_DIR (same signal) from its newest intact checkpoint")
     return p
 
 
 def main() -> int:
     args = build_parser().parse_args()
-    if args.resume and args.out and Path(args.out) != Path(args.resume):
-        raise InputError("--resume continues in RUN_DIR itself; drop --out (or pass the same folder)")
+    check_run_flags(args)
     if args.eval_every <= 0:
         raise InputError(f"--eval-every must be positive, got {args.eval_every}")
     if args.sample_fraction is not None and not 0 < args.sample_fraction <= 1:
@@ -210,9 +210,7 @@ def main() -> int:
         metrics.update(write_signal_outputs(out, signal, reconstruction, video_format=args.video_format))
     metrics.update(signal=spec.kind, label=signal.label, shape=list(signal.values.shape), mode=mode_of(config.model))
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"results in {out}", file=sys.stderr)
-    print(json.dumps(metrics))
-    return 0
+    return finish_training_command(metrics, out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,16 @@ from pathlib import Path
 
 from hypernetwork_utils.meta_learning import ADAPT_MODES, MetaConfig
 from hypernetwork_utils.meta_run import META_DEFAULTS
-from inr_utils.cli import OneLineArgumentParser, option_arg, positive_int, run_cli, run_training_command
+from inr_utils.cli import (
+    OneLineArgumentParser,
+    add_run_folder_flags,
+    check_run_flags,
+    finish_training_command,
+    option_arg,
+    positive_int,
+    run_cli,
+    run_training_command,
+)
 from inr_utils.errors import InputError, user_input
 
 #: Flags that set HyperTrainingSettings fields of the outer loop (argparse dest names are the field names).
@@ -62,13 +71,11 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--eval-every", type=int, help=f"steps between held-out evaluations (default: {d.eval_every})")
     g.add_argument("--val-count", type=positive_int, help=f"images held out (default: {d.val_count})")
     g = p.add_argument_group("run")
-    g.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-meta-<adapt>)")
-    g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR; only --steps may change")
+    add_run_folder_flags(g, "runs/<time>-meta-<adapt>", "continue the run in RUN_DIR; only --steps may change")
     g.add_argument("--evaluate", metavar="RUN_DIR", help="evaluate the run in RUN_DIR only (no training): adapt to "
                                                          "--images (default: its held-out images)")
     g.add_argument("--images", metavar="DIR", help="with --evaluate: a folder of images (or CIFAR-10 folder, lfw) "
                                                    "to adapt to, resized to the run's image size")
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
     return p
 
 
@@ -84,8 +91,7 @@ def main() -> int:
         print(json.dumps({"psnr_at": report["psnr_at"], "images": report["images"],
                           "target_25db_after_3_steps_met": report["target_25db_after_3_steps_met"]}))
         return 0
-    if args.resume and args.out and Path(args.out) != Path(args.resume):
-        raise InputError("--resume continues in RUN_DIR itself; drop --out (or pass the same folder)")
+    check_run_flags(args)
     given = {name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None}
     settings, meta = None, None
     if not args.resume:
@@ -107,11 +113,7 @@ def main() -> int:
         lambda: run_meta_training(meta, args.data, settings, args.resume or args.out, resume=bool(args.resume),
                                   progress=not args.no_progress, announce=announce, overrides=given),
         "experiments/meta_learn.py", run_dir)
-    if isinstance(metrics, int):
-        return metrics
-    print(f"results in {run_dir[0]}", file=sys.stderr)
-    print(json.dumps(metrics))
-    return 0
+    return finish_training_command(metrics, run_dir[0] if run_dir else None)
 
 
 if __name__ == "__main__":

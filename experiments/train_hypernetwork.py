@@ -19,13 +19,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 from hypernetwork_utils.presets import TRAINING_PRESETS, training_preset
 from hypernetwork_utils.training import HyperTrainingSettings
-from inr_utils.cli import OneLineArgumentParser, option_arg, positive_int, run_cli, run_training_command
+from inr_utils.cli import (
+    OneLineArgumentParser,
+    add_run_folder_flags,
+    check_run_flags,
+    finish_training_command,
+    option_arg,
+    positive_int,
+    run_cli,
+    run_training_command,
+)
 from inr_utils.errors import InputError, user_input
 from model_components.hypernetworks import HYPERNETWORKS
 
@@ -70,10 +78,9 @@ def build_parser() -> OneLineArgumentParser:
     g.add_argument("--val-count", type=positive_int, help=f"images held out for validation (default: "
                                                           f"{d.val_count})")
     g = p.add_argument_group("run")
-    g.add_argument("--out", help="output folder, must be new or empty (default: runs/<time>-hyper-<model>)")
-    g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint; "
-                                                       "only --epochs/--steps may change (default: none)")
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    add_run_folder_flags(g, "runs/<time>-hyper-<model>",
+                         "continue the run in RUN_DIR from its newest checkpoint; only --epochs/--steps may change "
+                         "(default: none)")
     g = p.add_argument_group("several processes (multi-host)", "start one process per host with the same flags")
     g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (default: one process)")
     g.add_argument("--num-processes", type=positive_int, default=1, help="processes in the run (default: 1)")
@@ -85,8 +92,7 @@ def build_parser() -> OneLineArgumentParser:
 
 def main() -> int:
     args = build_parser().parse_args()
-    if args.resume and args.out and Path(args.out) != Path(args.resume):
-        raise InputError("--resume continues in RUN_DIR itself; drop --out (or pass the same folder)")
+    check_run_flags(args)
     if args.resume and (args.model or args.set):
         raise InputError("--resume continues the run's own model; drop --model and --set")
     if args.coordinator:
@@ -115,12 +121,7 @@ def main() -> int:
         lambda: run_training(args.model, args.data, settings, dict(args.set), args.resume or args.out,
                              resume=bool(args.resume), image_size=args.image_size, progress=not args.no_progress,
                              announce=announce, overrides=given), "experiments/train_hypernetwork.py", run_dir)
-    if isinstance(metrics, int):  # stopped early: the exit code
-        return metrics
-    if metrics:
-        print(f"results in {run_dir[0]}", file=sys.stderr)
-        print(json.dumps(metrics))
-    return 0
+    return finish_training_command(metrics, run_dir[0] if run_dir else None)
 
 
 if __name__ == "__main__":

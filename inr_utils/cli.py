@@ -12,6 +12,7 @@ validators raising ``ValueError`` runs under :func:`inr_utils.errors.user_input`
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +59,32 @@ def run_cli(main: Callable[[], int]) -> None:
         message = " ".join(str(err).split()) or type(err).__name__
         sys.stderr.write(f"error: {message}\n")
         sys.exit(EXIT_BAD_INPUT)
+
+
+def add_run_folder_flags(group: Any, out_default: str, resume_help: str) -> None:
+    """The run-folder flags of a training script: ``--out`` (default ``out_default``, e.g. ``runs/<time>-<model>``),
+    ``--resume RUN_DIR`` (help ``resume_help``) and ``--no-progress``; :func:`check_run_flags` checks them."""
+    group.add_argument("--out", help=f"output folder, must be new or empty (default: {out_default})")
+    group.add_argument("--resume", metavar="RUN_DIR", help=resume_help)
+    group.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """Refuses ``--resume RUN_DIR --out OTHER`` (a run continues in its own folder) with one line."""
+    if args.resume and args.out and Path(args.out) != Path(args.resume):
+        raise InputError("--resume continues in RUN_DIR itself; drop --out (or pass the same folder)")
+
+
+def finish_training_command(metrics: Any, folder: Path | str | None) -> int:
+    """The exit code of a training script given :func:`run_training_command`'s result: an ``int`` (stopped
+    early) as it is; otherwise 0, after printing where the results are (stderr) and ``metrics`` as one JSON line
+    (stdout), when there are any (a non-zero process of a multi-host run has none)."""
+    if isinstance(metrics, int):
+        return metrics
+    if metrics:
+        print(f"results in {folder}", file=sys.stderr)
+        print(json.dumps(metrics))
+    return 0
 
 
 def run_training_command(train: Callable[[], Any], script: str, run_dir: Sequence[Path]) -> Any:

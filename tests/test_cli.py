@@ -23,7 +23,16 @@ import pytest
 from conftest import interrupt_fit_image, run_script, run_scripts_in_one_process
 from PIL import Image
 
-from inr_utils.cli import OneLineArgumentParser, add_model_flags, add_training_flags, config_from_flags, scalar
+from inr_utils.cli import (
+    OneLineArgumentParser,
+    add_model_flags,
+    add_run_folder_flags,
+    add_training_flags,
+    check_run_flags,
+    config_from_flags,
+    finish_training_command,
+    scalar,
+)
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
 from inr_utils.fitting import prepare_output_dir
@@ -453,3 +462,17 @@ def test_run_cli_reports_input_errors_and_keeps_bugs_loud(capsys):
         run_cli(bug)
     with pytest.raises(SystemExit):
         run_cli(lambda: (_ for _ in ()).throw(InputError("missing file x.png")))
+
+
+def test_run_folder_flags_and_the_exit_of_a_training_script(capsys):
+    parser = OneLineArgumentParser(prog="train.py")
+    add_run_folder_flags(parser, "runs/<time>", "continue RUN_DIR")
+    args = parser.parse_args(["--resume", "runs/a", "--out", "runs/b", "--no-progress"])
+    assert args.no_progress
+    with pytest.raises(InputError, match="drop --out"):
+        check_run_flags(args)
+    check_run_flags(parser.parse_args(["--resume", "runs/a", "--out", "runs/a/"]))  # the same folder is fine
+    assert finish_training_command(130, None) == 130 and capsys.readouterr().out == ""  # stopped early: its code
+    assert finish_training_command({"psnr": 30.5}, Path("runs/a")) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"psnr": 30.5} and "results in runs/a" in err
