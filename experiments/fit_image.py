@@ -30,7 +30,7 @@ from inr_utils.cli import (
     run_training_command,
 )
 from inr_utils.errors import InputError
-from inr_utils.fitting import run_fit
+from inr_utils.fit_runs import run_fit
 from model_components.presets import MODEL_PRESETS
 
 

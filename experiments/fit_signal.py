@@ -44,7 +44,7 @@ from inr_utils.cli import (
 from inr_utils.config import FitConfig, resolve_config
 from inr_utils.errors import InputError
 from inr_utils.files import write_text
-from inr_utils.fitting import run_fit
+from inr_utils.fit_runs import run_fit
 from inr_utils.samplers import batch_samplers
 from inr_utils.signals import (
     MODES,

@@ -37,7 +37,8 @@ from inr_utils.config import FitConfig
 from inr_utils.devices import use_cpu_cores
 from inr_utils.engine import SweepInterrupted
 from inr_utils.errors import InputError, user_input
-from inr_utils.fitting import load_config_image, prepare_output_dir
+from inr_utils.fit_runs import prepare_output_dir
+from inr_utils.fitting import load_config_image
 from inr_utils.images import load_image
 from inr_utils.model_axis import stack_images
 from inr_utils.reports import run_sweep

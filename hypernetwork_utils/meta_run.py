@@ -49,7 +49,7 @@ from inr_utils.checkpoints import latest_step, restore_checkpoint, restore_param
 from inr_utils.engine import ChunkInfo
 from inr_utils.errors import InputError, user_input
 from inr_utils.files import write_text
-from inr_utils.fitting import prepare_output_dir
+from inr_utils.fit_runs import prepare_output_dir
 from inr_utils.plots import save_figure, show
 from inr_utils.training import DivergenceError, TrainingInterrupted, TrainState
 from model_components.inrs import count_params

@@ -22,7 +22,8 @@ Modules:
   plots        -- the summary figure; image panels and grids; atomic figure saving.
   config       -- ``FitConfig``; ``resolve_config``, the one merge of defaults, presets, files and flags.
   conditioning -- a model conditioned on its signal (INCODE) gets the signal's thumbnail in its constants.
-  fitting      -- ``fit`` (in memory) and ``run_fit`` (writes a run folder).
+  fitting      -- ``fit``: one fit in memory.
+  fit_runs     -- ``run_fit``: one fit into a run folder (checkpoints, resume, renders, metrics, figure).
   cli          -- what every script in ``experiments/`` shares: flags, ``config_from_flags``, one-line errors.
   tables       -- result tables as CSV / Markdown.
   files        -- atomic file writes (text, PNGs, figures): a temporary file renamed into place.
@@ -49,7 +50,8 @@ the coords, in [0, 1]; a *target* is the values a loss compares against.
 
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
-from inr_utils.fitting import FitResult, fit, run_fit
+from inr_utils.fit_runs import run_fit
+from inr_utils.fitting import FitResult, fit
 from inr_utils.grids import Region, grid, make_grid
 from inr_utils.images import default_image, load_image, save_image
 from inr_utils.metrics import psnr, ssim

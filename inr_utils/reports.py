@@ -32,7 +32,7 @@ import numpy as np
 
 from inr_utils.config import FitConfig
 from inr_utils.files import write_text
-from inr_utils.fitting import prepare_output_dir
+from inr_utils.fit_runs import prepare_output_dir
 from inr_utils.model_axis import stack_images
 from inr_utils.plots import save_figure
 from inr_utils.rendering import render
@@ -178,7 +178,7 @@ def run_sweep(configs: Sequence[FitConfig], labels: Sequence[Mapping[str, Any]],
       configs, labels: the grid (:func:`sweep_grid`).
       images: one ``(H, W, C)`` image, or ``(K, H, W, C)``: then every config is fitted to every image
         (N = K * len(configs) models, image-major), and the labels get an ``image`` entry.
-      out: an existing, writable folder (see :func:`fitting.prepare_output_dir`).
+      out: an existing, writable folder (see :func:`fit_runs.prepare_output_dir`).
       image_names: K names for the ``image`` label (default: indices).
 
     Files: ``results.csv`` and ``results.md`` (one row per model: swept values, seed, lr, PSNR, SSIM),

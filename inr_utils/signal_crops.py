@@ -22,7 +22,7 @@ from inr_utils.checkpoints import load_config, restore_params, save_checkpoint
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError, user_input
 from inr_utils.files import write_text
-from inr_utils.fitting import prepare_output_dir
+from inr_utils.fit_runs import prepare_output_dir
 from inr_utils.images import save_image
 from inr_utils.metrics import psnr
 from inr_utils.optim import build_optimizer

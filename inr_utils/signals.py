@@ -4,7 +4,7 @@ crop a run) and written back after the fit in their own formats (PNG / WAV + fig
 
 Every kind becomes the library's float32 ``(*shape, C)`` signal in [0, 1]: images ``(H, W, C)``, audio ``(N, C)``
 (the waveform ``x`` in [-1, 1] as ``(x + 1) / 2``, :mod:`inr_utils.audio`), video ``(T, H, W, C)``; the fit
-itself is :func:`inr_utils.fitting.run_fit` with ``signal=``.
+itself is :func:`inr_utils.fit_runs.run_fit` with ``signal=``.
 """
 
 from __future__ import annotations

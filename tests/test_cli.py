@@ -35,7 +35,7 @@ from inr_utils.cli import (
 )
 from inr_utils.config import FitConfig
 from inr_utils.errors import InputError
-from inr_utils.fitting import prepare_output_dir
+from inr_utils.fit_runs import prepare_output_dir
 
 # A tiny run: 24x24 image (32x32 downscaled), 32-wide relu_pe, 20 steps in chunks of 10, constant lr so that a
 # run extended with --resume equals one planned that long; checkpoints at steps 10 and 20.

@@ -22,7 +22,8 @@ from conftest import REPO_ROOT, interrupt_fit_image, make_tiny_config, run_scrip
 from inr_utils import engine
 from inr_utils.errors import InputError
 from inr_utils.evaluation import collapse_warnings, constant_baseline_psnr
-from inr_utils.fitting import fit, initial_state, run_fit
+from inr_utils.fit_runs import run_fit
+from inr_utils.fitting import fit, initial_state
 from inr_utils.optim import LR_SCHEDULES, build_optimizer, make_lr_schedule, relative_lr, schedule_horizon
 from inr_utils.sweeps import fit_many, unstack
 

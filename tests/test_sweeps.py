@@ -268,11 +268,11 @@ def test_model_axis_is_sharded_over_devices():
 def test_compiled_inits_equal_op_by_op_init(preset):
     # fit's cached init program, the sweep's vmapped one and create_train_state run eagerly (op by op, as fit
     # once did) give the same parameters bit for bit (uniform and normal draws, complex WIRE weights, hash tables)
-    from inr_utils.fitting import _with_out_dim, initial_state
+    from inr_utils.fitting import initial_state, with_out_dim
     from inr_utils.training import create_train_state
     from model_components.inrs import build_model
 
-    config = _with_out_dim(FitConfig(model=model_config(preset, dtype="float32"), steps=10, seed=5), 3)
+    config = with_out_dim(FitConfig(model=model_config(preset, dtype="float32"), steps=10, seed=5), 3)
     _, optimizer, state = initial_state(config, 3)
     op_by_op = create_train_state(build_model(config.model), optimizer, jax.random.split(jax.random.key(5))[0],
                                   config.model.in_dim)  # eager: JAX compiles each random draw on its own

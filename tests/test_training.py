@@ -403,7 +403,7 @@ def test_run_fit_grayscale_end_to_end(tmp_path, tiny_config):
     """run_fit on a 1-channel PNG: a 1-channel INR, grayscale outputs, and render.py (a subprocess) on the run."""
     from conftest import run_script, write_png
 
-    from inr_utils.fitting import run_fit
+    from inr_utils.fit_runs import run_fit
 
     gray = np.round(np.outer(np.linspace(0, 1, 16), np.linspace(1, 0.2, 12)) * 255).astype(np.uint8)  # 16x12
     path = write_png(tmp_path / "gray.png", gray)
