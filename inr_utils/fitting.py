@@ -48,8 +48,8 @@ from inr_utils.training import (
 from model_components.inrs import build_model
 from model_components.mlp import MLPINR
 
-__all__ = ["FitResult", "build_optimizer", "check_signal", "fit", "initial_state", "load_config_image", "loop_key",
-           "mask_rows", "masked_data", "observed_signal"]
+__all__ = ["FitResult", "check_signal", "fit", "initial_state", "load_config_image", "loop_key", "mask_rows",
+           "masked_data", "observed_signal", "with_out_dim"]
 
 
 def load_config_image(config: FitConfig) -> np.ndarray:

@@ -50,12 +50,14 @@ def to_csv(rows: Sequence[Row], columns: Sequence[str] | None = None) -> str:
 
 
 def markdown_cell(value: Any, fmt: str | None = None) -> str:
-    """One Markdown cell: missing -> ``n/a``; ``fmt`` (a ``str.format`` pattern such as ``"{:.2f}"``) if
-    given; else ints with thousands separators, floats with 4 significant digits, the rest ``str``. Pipes are
-    escaped."""
+    """One Markdown cell: missing -> ``n/a``; ``fmt`` (a ``str.format`` pattern such as ``"{:.2f}"``; a bare spec
+    such as ``".2f"`` is a ``ValueError``) if given; else ints with thousands separators, floats with 4
+    significant digits, the rest ``str``. Pipes are escaped."""
     if is_missing(value):
         return "n/a"
     if fmt is not None:
+        if "{" not in fmt:  # a bare spec such as ".2f" would be written as the cell's text
+            raise ValueError(f"Markdown cell format {fmt!r} has no replacement field; write it as '{{:{fmt}}}'")
         text = fmt.format(value)
     elif isinstance(value, bool):
         text = str(value)

@@ -170,6 +170,14 @@ def test_script_encode_decode_study_and_bad_input(tmp_path, params):
         rows = list(csv.DictReader(f))
     assert {(r["image"], r["bits"]) for r in rows} == {(i, b) for i in "ab" for b in ("8", "6")}
     assert len(rows) == 8 and all(float(r["bpp"]) > 0 for r in rows)
+    # the Markdown table of every file holds the CSV's numbers (bpp to 3 decimals, PSNR to 2)
+    table = (tmp_path / "study" / "results.md").read_text().split("## Every file")[1]
+    cells = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    header = [c.strip() for c in cells[0]]
+    md = [{k: v.strip() for k, v in zip(header, line, strict=True)} for line in cells[1:]]
+    assert len(md) == len(rows)
+    for r, m in zip(rows, md, strict=True):
+        assert abs(float(m["bpp"]) - float(r["bpp"])) <= 6e-4 and abs(float(m["psnr"]) - float(r["psnr"])) <= 6e-3
 
     corrupt = tmp_path / "corrupt.inrc"
     corrupt.write_bytes(data[:20] + bytes([data[20] ^ 1]) + data[21:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from inr_utils.tables import all_columns, to_csv, to_markdown
 
 ROWS = [{"name": "relu|pe", "params": 1234567, "psnr": 31.234567, "ssim": 0.91, "note": None},
@@ -29,3 +31,9 @@ def test_default_columns_are_every_key_in_first_seen_order():
     assert all_columns(rows) == ["b", "a", "c"]
     assert to_csv(rows) == "b,a,c\n1,2.5,\n,1,x\n"
     assert to_markdown(rows).splitlines()[:2] == ["| b | a | c |", "|---:|---:|---|"]
+
+
+def test_a_bare_format_spec_is_refused():
+    # ".2f" (no replacement field) would be written as the cell's text instead of the number
+    with pytest.raises(ValueError, match="replacement field"):
+        to_markdown(ROWS, ["psnr"], formats={"psnr": ".2f"})

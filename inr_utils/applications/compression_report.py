@@ -90,8 +90,8 @@ def rd_figure(path: str | Path, rows: Sequence[Mapping[str, Any]], curves: Mappi
 #: Columns of results.csv.
 COLUMNS = ("image", "size", "arch", "params", "bits", "coder", "bytes", "bpp", "psnr", "float_psnr", "jpeg_psnr",
            "gain_vs_jpeg_db", "coin_kodak_psnr", "encode_s")
-FORMATS = {"bpp": ".3f", "psnr": ".2f", "float_psnr": ".2f", "jpeg_psnr": ".2f", "gain_vs_jpeg_db": "+.2f",
-           "coin_kodak_psnr": ".2f", "encode_s": ".0f"}
+FORMATS = {"bpp": "{:.3f}", "psnr": "{:.2f}", "float_psnr": "{:.2f}", "jpeg_psnr": "{:.2f}",
+           "gain_vs_jpeg_db": "{:+.2f}", "coin_kodak_psnr": "{:.2f}", "encode_s": "{:.0f}"}
 
 
 def summary(rows: Sequence[Mapping[str, Any]], max_bpp: float = 0.3) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ def summary(rows: Sequence[Mapping[str, Any]], max_bpp: float = 0.3) -> list[dic
 def results_markdown(rows: Sequence[Mapping[str, Any]], settings: str) -> str:
     """``results.md``: the settings, the per-image summary at <= 0.3 bpp and every file."""
     return ("# INR compression (COIN-style) against JPEG\n\n" + settings + "\n## Best file at <= 0.3 bpp\n\n"
-            + to_markdown(summary(rows), formats={"best_bpp": ".3f", **FORMATS}) + "\n## Every file\n\n"
+            + to_markdown(summary(rows), formats={"best_bpp": "{:.3f}", **FORMATS}) + "\n## Every file\n\n"
             + to_markdown(rows, list(COLUMNS), formats=FORMATS) + "\nCOIN's Kodak points are of other images "
             "(Kodak, 768x512): a reference, not a like-for-like comparison; JPEG is interpolated along its "
             "quality sweep on the same pixels (NaN: outside JPEG's range).\n")
